@@ -1,0 +1,52 @@
+"""Environment variable names, defaults and the constants every layer shares.
+
+Every tunable number lives here so that code elsewhere reads as intent, not magic.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# --- environment variable names (the same everywhere: resources, CLI, receiver) ---
+ENV_INTACCT_SENDER_ID = "INTACCT_SENDER_ID"
+ENV_INTACCT_SENDER_PASSWORD = "INTACCT_SENDER_PASSWORD"
+ENV_INTACCT_COMPANY_ID = "INTACCT_COMPANY_ID"
+ENV_INTACCT_USER_ID = "INTACCT_USER_ID"
+ENV_INTACCT_USER_PASSWORD = "INTACCT_USER_PASSWORD"
+ENV_INTACCT_ENTITY_ID = "INTACCT_ENTITY_ID"
+ENV_INTACCT_ENDPOINT_URL = "INTACCT_ENDPOINT_URL"
+ENV_INTACCT_ALLOW_CUSTOM_ENDPOINT = "INTACCT_ALLOW_CUSTOM_ENDPOINT"
+ENV_INTACCT_SOURCE_OBJECTS = "INTACCT_SOURCE_OBJECTS"
+ENV_ZENDESK_SUBDOMAIN = "ZENDESK_SUBDOMAIN"
+ENV_ZENDESK_BASE_URL = "ZENDESK_BASE_URL"
+ENV_ZENDESK_EMAIL = "ZENDESK_EMAIL"
+ENV_ZENDESK_API_TOKEN = "ZENDESK_API_TOKEN"
+ENV_ZENDESK_OAUTH_TOKEN = "ZENDESK_OAUTH_TOKEN"
+ENV_ZENDESK_WEBHOOK_SECRETS = "ZENDESK_WEBHOOK_SECRETS"
+ENV_STAGING_DATABASE_URL = "STAGING_DATABASE_URL"
+ENV_ML_CONNECTOR_HOME = "ML_CONNECTOR_HOME"
+
+# --- defaults ---
+DEFAULT_INTACCT_ENDPOINT_URL = "https://api.intacct.com/ia/xml/xmlgw.phtml"
+DEFAULT_ML_CONNECTOR_HOME = "./.ml-connector"
+STAGING_SQLITE_FILENAME = "staging.db"
+
+# --- ledger ---
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+UPSERT_CHUNK_ROWS = 1_000
+INBOX_CLAIM_LEASE_SECONDS = 600
+INBOX_DEFAULT_BATCH = 500
+
+
+def ml_connector_home() -> Path:
+    """The folder that holds local state (SQLite ledger, Dagster home in the demo)."""
+    return Path(os.environ.get(ENV_ML_CONNECTOR_HOME, DEFAULT_ML_CONNECTOR_HOME)).resolve()
+
+
+def staging_database_url() -> str:
+    """`STAGING_DATABASE_URL`, or a SQLite file under `ML_CONNECTOR_HOME`."""
+    url = os.environ.get(ENV_STAGING_DATABASE_URL)
+    if url:
+        return url
+    return f"sqlite:///{ml_connector_home() / STAGING_SQLITE_FILENAME}"

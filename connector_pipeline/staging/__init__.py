@@ -1,0 +1,29 @@
+"""The ledger: staging tables, migrations and the store that reads and writes them."""
+
+from connector_pipeline.staging.store import (
+    InboxAppend,
+    InboxEvent,
+    InboxRow,
+    QuarantineItem,
+    StagingStore,
+    TicketLinkRow,
+    TicketRow,
+    UpsertCounts,
+    VendorLinkRow,
+    VendorRow,
+    utcnow,
+)
+
+__all__ = [
+    "InboxAppend",
+    "InboxEvent",
+    "InboxRow",
+    "QuarantineItem",
+    "StagingStore",
+    "TicketLinkRow",
+    "TicketRow",
+    "UpsertCounts",
+    "VendorLinkRow",
+    "VendorRow",
+    "utcnow",
+]

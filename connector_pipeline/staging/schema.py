@@ -1,0 +1,136 @@
+"""The ledger: one SQLAlchemy Core table per row of DESIGN.md's ledger table.
+
+Migrations under `migrations/versions` create exactly these tables; a test compares them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from connector_pipeline.staging.types import UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Intacct source records (VENDOR, optionally CUSTOMER) as last read.
+intacct_vendors = Table(
+    "intacct_vendors",
+    metadata,
+    Column("source_object", String(32), primary_key=True),  # VENDOR | CUSTOMER
+    Column("record_no", BigInteger, primary_key=True),  # RECORDNO
+    Column("vendor_id", String(128), nullable=False),  # VENDORID / CUSTOMERID
+    Column("name", Text, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("when_modified", UTCDateTime, nullable=True),
+    Column("raw", JSON, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("staged_at", UTCDateTime, nullable=False),
+    Index(None, "vendor_id"),
+    Index(None, "when_modified"),
+)
+
+# Zendesk tickets as last seen, from the incremental export or from webhooks.
+zendesk_tickets = Table(
+    "zendesk_tickets",
+    metadata,
+    Column("ticket_id", BigInteger, primary_key=True),
+    Column("organization_id", BigInteger, nullable=True),
+    Column("status", String(32), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=True),
+    Column("generated_timestamp", BigInteger, nullable=True),
+    # Ordering key for "latest wins": generated_timestamp when known, else updated_at epoch.
+    Column("version", BigInteger, nullable=False),
+    Column("raw", JSON, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("source", String(16), nullable=False),  # poll | webhook
+    Column("staged_at", UTCDateTime, nullable=False),
+    Index(None, "organization_id"),
+    Index(None, "staged_at"),
+)
+
+# Which Zendesk organization stands for which Intacct record. Keyed by the external id
+# we write (VENDORID, optionally prefixed), folded to lower case as Zendesk compares it.
+vendor_org_links = Table(
+    "vendor_org_links",
+    metadata,
+    Column("external_id", String(160), primary_key=True),
+    Column("source_object", String(32), nullable=False),
+    Column("vendor_id", String(128), nullable=False),
+    Column("organization_id", BigInteger, nullable=True),
+    Column("written_hash", String(64), nullable=True),
+    Column("written_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Index(None, "organization_id"),
+)
+
+# Which Intacct custom-object record holds which Zendesk ticket.
+ticket_record_links = Table(
+    "ticket_record_links",
+    metadata,
+    Column("ticket_id", BigInteger, primary_key=True),
+    Column("record_id", String(64), nullable=True),
+    Column("vendor_id", String(128), nullable=True),
+    Column("written_hash", String(64), nullable=True),
+    Column("written_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+)
+
+# Verified webhook deliveries, committed before the receiver answers 200.
+webhook_inbox = Table(
+    "webhook_inbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("invocation_id", String(128), nullable=True, unique=True),
+    Column("event_id", String(128), nullable=True, unique=True),
+    Column("event_type", String(128), nullable=True),
+    Column("ticket_id", BigInteger, nullable=True),
+    Column("headers", JSON, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("claimed_at", UTCDateTime, nullable=True),
+    Column("claim_token", String(64), nullable=True),
+    Column("processed_at", UTCDateTime, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("error", Text, nullable=True),
+    Index(None, "processed_at", "id"),
+)
+
+# Watermarks and cursors, advanced in the transaction that stores what they cover.
+sync_cursors = Table(
+    "sync_cursors",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Whatever could not be written, with its reason; retried until resolved.
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("kind", String(64), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("payload", JSON, nullable=True),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime, nullable=True),
+    Index(None, "resolved_at", "kind"),
+)

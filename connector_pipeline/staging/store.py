@@ -1,0 +1,726 @@
+"""`StagingStore`: the only code that reads or writes the ledger.
+
+Every write is an idempotent upsert (ON CONFLICT on both SQLite and Postgres). A cursor
+given to a write is stored in the same transaction as the rows it covers, so a crash can
+never leave a cursor ahead of its data. Methods take an optional `conn` so callers can
+compose several writes into one transaction (`with store.transaction() as conn: ...`).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypedDict
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    and_,
+    create_engine,
+    event,
+    func,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+
+from connector_pipeline import settings
+from connector_pipeline.staging.schema import (
+    intacct_vendors,
+    quarantine,
+    sync_cursors,
+    ticket_record_links,
+    vendor_org_links,
+    webhook_inbox,
+    zendesk_tickets,
+)
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_READONLY = "ml_connector_readonly"
+_PG_MIGRATION_LOCK = 0x6D6C636F  # "mlco": advisory lock id held while migrating
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class VendorRow(TypedDict):
+    source_object: str
+    record_no: int
+    vendor_id: str
+    name: str
+    status: str
+    when_modified: datetime | None
+    raw: dict[str, Any]
+    content_hash: str
+
+
+class TicketRow(TypedDict):
+    ticket_id: int
+    organization_id: int | None
+    status: str
+    updated_at: datetime | None
+    generated_timestamp: int | None
+    version: int
+    raw: dict[str, Any]
+    content_hash: str
+    source: str
+
+
+class VendorLinkRow(TypedDict, total=False):
+    external_id: str  # required; folded to lower case on write
+    source_object: str
+    vendor_id: str
+    organization_id: int | None
+    written_hash: str | None
+    written_at: datetime | None
+    last_error: str | None
+
+
+class TicketLinkRow(TypedDict, total=False):
+    ticket_id: int  # required
+    record_id: str | None
+    vendor_id: str | None
+    written_hash: str | None
+    written_at: datetime | None
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class UpsertCounts:
+    """What an upsert did: rows never seen, rows whose content changed, rows unchanged,
+    and (tickets only) rows older than what the ledger already holds."""
+
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    stale: int = 0
+
+    def __add__(self, other: UpsertCounts) -> UpsertCounts:
+        return UpsertCounts(
+            self.new + other.new,
+            self.changed + other.changed,
+            self.unchanged + other.unchanged,
+            self.stale + other.stale,
+        )
+
+
+@dataclass(frozen=True)
+class InboxEvent:
+    """A verified webhook delivery, ready to be committed to the inbox."""
+
+    body: bytes
+    headers: Mapping[str, str]
+    invocation_id: str | None = None
+    event_id: str | None = None
+    event_type: str | None = None
+    ticket_id: int | None = None
+    received_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True)
+class InboxAppend:
+    id: int | None  # None when the delivery was a duplicate
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    id: int
+    invocation_id: str | None
+    event_id: str | None
+    event_type: str | None
+    ticket_id: int | None
+    headers: dict[str, str]
+    body: bytes
+    received_at: datetime
+    attempts: int
+    claim_token: str | None
+
+
+@dataclass(frozen=True)
+class QuarantineItem:
+    kind: str
+    key: str
+    reason: str
+    payload: Any
+    attempts: int
+    first_seen: datetime
+    last_seen: datetime
+    resolved_at: datetime | None
+
+
+def normalize_url(url: str) -> str:
+    """Use psycopg 3 for plain `postgresql://` URLs (SQLAlchemy would pick psycopg2)."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def create_staging_engine(url: str) -> Engine:
+    """An engine tuned for concurrent writers: WAL and a busy timeout on SQLite, and
+    `BEGIN IMMEDIATE` for write transactions so two writers never deadlock on upgrade."""
+    url = normalize_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": settings.SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Hand transaction control to SQLAlchemy's "begin" event below.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={settings.SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        readonly = conn.get_execution_options().get(_READONLY, False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _alembic_config() -> Config:
+    cfg = Config(str(MIGRATIONS_DIR / "alembic.ini"))
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return cfg
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+class StagingStore:
+    """The ledger. Open with `StagingStore.open(url)`; migrations run on first use."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    # ------------------------------------------------------------------ lifecycle
+    @classmethod
+    def open(cls, url: str | None = None, *, migrate: bool = True) -> StagingStore:
+        store = cls(create_staging_engine(url or settings.staging_database_url()))
+        if migrate:
+            store.upgrade()
+        return store
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def current_revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def upgrade(self, revision: str = "head") -> bool:
+        """Apply pending migrations; safe when several processes start at once.
+        Returns True when a migration ran."""
+        if revision == "head" and self.current_revision() == head_revision():
+            return False
+        with self.engine.begin() as conn:
+            # Serialize concurrent first uses: BEGIN IMMEDIATE on SQLite, a lock on Postgres.
+            if self.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+            if revision == "head" and MigrationContext.configure(conn).get_current_revision() == (
+                head_revision()
+            ):
+                return False
+            cfg = _alembic_config()
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+        log.info("ledger migrated to %s", revision)
+        return True
+
+    def downgrade(self, revision: str) -> None:
+        with self.engine.begin() as conn:
+            cfg = _alembic_config()
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, revision)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One write transaction; everything done through the yielded connection commits
+        together or not at all."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _write(self, conn: Connection | None) -> Iterator[Connection]:
+        if conn is not None:
+            yield conn
+        else:
+            with self.engine.begin() as own:
+                yield own
+
+    @contextmanager
+    def _read(self, conn: Connection | None) -> Iterator[Connection]:
+        if conn is not None:
+            yield conn
+        else:
+            with self.engine.connect().execution_options(**{_READONLY: True}) as own:
+                yield own
+
+    def _insert(self, table: Table) -> Any:
+        module = postgresql if self.dialect == "postgresql" else sqlite
+        return module.insert(table)
+
+    # ------------------------------------------------------------------ cursors
+    def get_cursor(self, name: str, conn: Connection | None = None) -> str | None:
+        with self._read(conn) as c:
+            return c.execute(
+                select(sync_cursors.c.value).where(sync_cursors.c.name == name)
+            ).scalar()
+
+    def set_cursor(self, name: str, value: str, conn: Connection | None = None) -> None:
+        stmt = self._insert(sync_cursors).values(name=name, value=value, updated_at=utcnow())
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[sync_cursors.c.name],
+            set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
+        )
+        with self._write(conn) as c:
+            c.execute(stmt)
+
+    def cursors(self, prefix: str = "") -> dict[str, tuple[str, datetime]]:
+        with self._read(None) as c:
+            rows = c.execute(
+                select(sync_cursors.c.name, sync_cursors.c.value, sync_cursors.c.updated_at).where(
+                    sync_cursors.c.name.startswith(prefix)
+                )
+            ).all()
+        return {r.name: (r.value, r.updated_at) for r in rows}
+
+    # ------------------------------------------------------------------ vendors
+    def upsert_vendors(
+        self,
+        rows: Iterable[VendorRow],
+        *,
+        cursor: tuple[str, str] | None = None,
+        conn: Connection | None = None,
+    ) -> UpsertCounts:
+        """Stage Intacct records; unchanged content (same hash) is left untouched. With
+        `cursor=(name, value)` the cursor is stored in the same transaction."""
+        counts = UpsertCounts()
+        now = utcnow()
+        key = tuple_(intacct_vendors.c.source_object, intacct_vendors.c.record_no)
+        with self._write(conn) as c:
+            for chunk in _chunks(rows, settings.UPSERT_CHUNK_ROWS):
+                chunk = _last_per_key(chunk, lambda r: (r["source_object"], r["record_no"]))
+                keys = [(r["source_object"], r["record_no"]) for r in chunk]
+                known = {
+                    (r.source_object, r.record_no): r.content_hash
+                    for r in c.execute(
+                        select(
+                            intacct_vendors.c.source_object,
+                            intacct_vendors.c.record_no,
+                            intacct_vendors.c.content_hash,
+                        ).where(key.in_(keys))
+                    )
+                }
+                new = sum(1 for k in keys if k not in known)
+                unchanged = sum(
+                    1 for k, r in zip(keys, chunk, strict=True) if known.get(k) == r["content_hash"]
+                )
+                counts += UpsertCounts(new, len(chunk) - new - unchanged, unchanged)
+                stmt = self._insert(intacct_vendors)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=[intacct_vendors.c.source_object, intacct_vendors.c.record_no],
+                    set_={
+                        col: stmt.excluded[col]
+                        for col in (
+                            "vendor_id",
+                            "name",
+                            "status",
+                            "when_modified",
+                            "raw",
+                            "content_hash",
+                            "staged_at",
+                        )
+                    },
+                    where=intacct_vendors.c.content_hash != stmt.excluded.content_hash,
+                )
+                c.execute(stmt, [{**r, "staged_at": now} for r in chunk])
+            if cursor is not None:
+                self.set_cursor(*cursor, conn=c)
+        return counts
+
+    def vendors(
+        self, source_objects: Sequence[str] | None = None, conn: Connection | None = None
+    ) -> list[dict[str, Any]]:
+        query = select(intacct_vendors).order_by(
+            intacct_vendors.c.source_object, intacct_vendors.c.record_no
+        )
+        if source_objects:
+            query = query.where(intacct_vendors.c.source_object.in_(list(source_objects)))
+        with self._read(conn) as c:
+            return [dict(r._mapping) for r in c.execute(query)]
+
+    def count(self, table: Table, *where: Any) -> int:
+        with self._read(None) as c:
+            return int(
+                c.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
+            )
+
+    # ------------------------------------------------------------------ tickets
+    def upsert_tickets(
+        self,
+        rows: Iterable[TicketRow],
+        *,
+        cursor: tuple[str, str] | None = None,
+        conn: Connection | None = None,
+    ) -> UpsertCounts:
+        """Stage tickets, latest wins: a row replaces the stored one only when its
+        `version` is newer, or equal with different content. Older rows count as stale."""
+        counts = UpsertCounts()
+        now = utcnow()
+        t = zendesk_tickets
+        with self._write(conn) as c:
+            for chunk in _chunks(rows, settings.UPSERT_CHUNK_ROWS):
+                chunk = _latest_per_ticket(chunk)
+                known = {
+                    r.ticket_id: (r.version, r.content_hash)
+                    for r in c.execute(
+                        select(t.c.ticket_id, t.c.version, t.c.content_hash).where(
+                            t.c.ticket_id.in_([r["ticket_id"] for r in chunk])
+                        )
+                    )
+                }
+                new = changed = unchanged = stale = 0
+                for r in chunk:
+                    have = known.get(r["ticket_id"])
+                    if have is None:
+                        new += 1
+                    elif r["version"] < have[0]:
+                        stale += 1
+                    elif r["content_hash"] == have[1]:
+                        unchanged += 1
+                    else:
+                        changed += 1
+                counts += UpsertCounts(new, changed, unchanged, stale)
+                stmt = self._insert(t)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=[t.c.ticket_id],
+                    set_={
+                        col: stmt.excluded[col]
+                        for col in (
+                            "organization_id",
+                            "status",
+                            "updated_at",
+                            "generated_timestamp",
+                            "version",
+                            "raw",
+                            "content_hash",
+                            "source",
+                            "staged_at",
+                        )
+                    },
+                    where=or_(
+                        stmt.excluded.version > t.c.version,
+                        and_(
+                            stmt.excluded.version == t.c.version,
+                            stmt.excluded.content_hash != t.c.content_hash,
+                        ),
+                    ),
+                )
+                c.execute(stmt, [{**r, "staged_at": now} for r in chunk])
+            if cursor is not None:
+                self.set_cursor(*cursor, conn=c)
+        return counts
+
+    def tickets(
+        self, ticket_ids: Sequence[int] | None = None, conn: Connection | None = None
+    ) -> list[dict[str, Any]]:
+        query = select(zendesk_tickets).order_by(zendesk_tickets.c.ticket_id)
+        if ticket_ids is not None:
+            query = query.where(zendesk_tickets.c.ticket_id.in_(list(ticket_ids)))
+        with self._read(conn) as c:
+            return [dict(r._mapping) for r in c.execute(query)]
+
+    # ------------------------------------------------------------------ links
+    def upsert_vendor_links(
+        self, rows: Iterable[VendorLinkRow], conn: Connection | None = None
+    ) -> int:
+        """Record outcomes of organization writes. Only the columns given are updated."""
+        return self._upsert_links(
+            vendor_org_links,
+            "external_id",
+            [{**r, "external_id": r["external_id"].lower()} for r in rows],
+            conn,
+        )
+
+    def vendor_links(
+        self, external_ids: Sequence[str] | None = None, conn: Connection | None = None
+    ) -> dict[str, dict[str, Any]]:
+        query = select(vendor_org_links)
+        if external_ids is not None:
+            query = query.where(
+                vendor_org_links.c.external_id.in_([e.lower() for e in external_ids])
+            )
+        with self._read(conn) as c:
+            return {r.external_id: dict(r._mapping) for r in c.execute(query)}
+
+    def upsert_ticket_links(
+        self, rows: Iterable[TicketLinkRow], conn: Connection | None = None
+    ) -> int:
+        return self._upsert_links(ticket_record_links, "ticket_id", [dict(r) for r in rows], conn)
+
+    def ticket_links(
+        self, ticket_ids: Sequence[int] | None = None, conn: Connection | None = None
+    ) -> dict[int, dict[str, Any]]:
+        query = select(ticket_record_links)
+        if ticket_ids is not None:
+            query = query.where(ticket_record_links.c.ticket_id.in_(list(ticket_ids)))
+        with self._read(conn) as c:
+            return {r.ticket_id: dict(r._mapping) for r in c.execute(query)}
+
+    def _upsert_links(
+        self, table: Table, key: str, rows: list[dict[str, Any]], conn: Connection | None
+    ) -> int:
+        if not rows:
+            return 0
+        written = 0
+        with self._write(conn) as c:
+            # Rows with the same set of columns share one executemany.
+            by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for r in rows:
+                by_shape.setdefault(tuple(sorted(r)), []).append(r)
+            for shape, group in by_shape.items():
+                for chunk in _chunks(group, settings.UPSERT_CHUNK_ROWS):
+                    stmt = self._insert(table)
+                    updates = {col: stmt.excluded[col] for col in shape if col != key}
+                    stmt = (
+                        stmt.on_conflict_do_update(index_elements=[table.c[key]], set_=updates)
+                        if updates
+                        else stmt.on_conflict_do_nothing(index_elements=[table.c[key]])
+                    )
+                    c.execute(stmt, chunk)
+                    written += len(chunk)
+        return written
+
+    # ------------------------------------------------------------------ webhook inbox
+    def append_inbox(self, event_: InboxEvent, conn: Connection | None = None) -> InboxAppend:
+        """Commit a delivery once; a repeat (same invocation id or event id) is a duplicate."""
+        stmt = (
+            self._insert(webhook_inbox)
+            .values(
+                invocation_id=event_.invocation_id,
+                event_id=event_.event_id,
+                event_type=event_.event_type,
+                ticket_id=event_.ticket_id,
+                headers=dict(event_.headers),
+                body=event_.body,
+                received_at=event_.received_at,
+                attempts=0,
+            )
+            .on_conflict_do_nothing()
+            .returning(webhook_inbox.c.id)
+        )
+        with self._write(conn) as c:
+            new_id = c.execute(stmt).scalar()
+        return InboxAppend(id=new_id, duplicate=new_id is None)
+
+    def claim_inbox(
+        self,
+        limit: int = settings.INBOX_DEFAULT_BATCH,
+        *,
+        lease_seconds: float = settings.INBOX_CLAIM_LEASE_SECONDS,
+        max_id: int | None = None,
+    ) -> list[InboxRow]:
+        """Claim up to `limit` unprocessed rows, oldest first. Concurrent claimers never get
+        the same row (SKIP LOCKED on Postgres, BEGIN IMMEDIATE on SQLite); a claim that is
+        not marked processed within the lease becomes claimable again."""
+        now = utcnow()
+        token = uuid.uuid4().hex
+        w = webhook_inbox
+        pending = select(w.c.id).where(
+            w.c.processed_at.is_(None),
+            or_(w.c.claimed_at.is_(None), w.c.claimed_at < now - timedelta(seconds=lease_seconds)),
+        )
+        if max_id is not None:
+            pending = pending.where(w.c.id <= max_id)
+        pending = pending.order_by(w.c.id).limit(limit).with_for_update(skip_locked=True)
+        stmt = (
+            update(w)
+            .where(w.c.id.in_(pending.scalar_subquery()))
+            .values(claimed_at=now, claim_token=token, attempts=w.c.attempts + 1)
+            .returning(*w.c)
+        )
+        with self._write(None) as c:
+            rows = c.execute(stmt).all()
+        return sorted(
+            (
+                InboxRow(
+                    id=r.id,
+                    invocation_id=r.invocation_id,
+                    event_id=r.event_id,
+                    event_type=r.event_type,
+                    ticket_id=r.ticket_id,
+                    headers=dict(r.headers),
+                    body=bytes(r.body),
+                    received_at=r.received_at,
+                    attempts=r.attempts,
+                    claim_token=r.claim_token,
+                )
+                for r in rows
+            ),
+            key=lambda r: r.id,
+        )
+
+    def mark_inbox_processed(self, ids: Sequence[int], conn: Connection | None = None) -> None:
+        if not ids:
+            return
+        w = webhook_inbox
+        with self._write(conn) as c:
+            for chunk in _chunks(ids, settings.UPSERT_CHUNK_ROWS):
+                c.execute(
+                    update(w).where(w.c.id.in_(chunk)).values(processed_at=utcnow(), error=None)
+                )
+
+    def release_inbox(self, ids: Sequence[int], error: str, conn: Connection | None = None) -> None:
+        """Give claimed rows back with the reason, so the next drain retries them."""
+        if not ids:
+            return
+        w = webhook_inbox
+        with self._write(conn) as c:
+            c.execute(
+                update(w)
+                .where(w.c.id.in_(list(ids)))
+                .values(claimed_at=None, claim_token=None, error=error[:2000])
+            )
+
+    def inbox_stats(self) -> dict[str, int]:
+        w = webhook_inbox
+        with self._read(None) as c:
+            total, pending, max_id = c.execute(
+                select(
+                    func.count(),
+                    func.count().filter(w.c.processed_at.is_(None)),
+                    func.coalesce(func.max(w.c.id), 0),
+                )
+            ).one()
+        return {"total": int(total), "pending": int(pending), "max_id": int(max_id)}
+
+    def inbox_pending_ids(self, after_id: int = 0, limit: int | None = None) -> list[int]:
+        w = webhook_inbox
+        query = select(w.c.id).where(w.c.processed_at.is_(None), w.c.id > after_id).order_by(w.c.id)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read(None) as c:
+            return [int(i) for i in c.execute(query).scalars()]
+
+    # ------------------------------------------------------------------ quarantine
+    def quarantine_add(
+        self,
+        kind: str,
+        key: str,
+        reason: str,
+        payload: Any = None,
+        conn: Connection | None = None,
+    ) -> None:
+        """Put a record in quarantine, or count one more failed attempt if it is there;
+        a resolved entry that fails again is reopened."""
+        now = utcnow()
+        q = quarantine
+        stmt = self._insert(q).values(
+            kind=kind,
+            key=str(key),
+            reason=reason[:4000],
+            payload=payload,
+            attempts=1,
+            first_seen=now,
+            last_seen=now,
+            resolved_at=None,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[q.c.kind, q.c.key],
+            set_={
+                "reason": stmt.excluded.reason,
+                "payload": stmt.excluded.payload,
+                "attempts": q.c.attempts + 1,
+                "last_seen": stmt.excluded.last_seen,
+                "resolved_at": None,
+            },
+        )
+        with self._write(conn) as c:
+            c.execute(stmt)
+
+    def quarantine_list(
+        self, kind: str | None = None, *, include_resolved: bool = False
+    ) -> list[QuarantineItem]:
+        q = quarantine
+        query = select(q).order_by(q.c.kind, q.c.key)
+        if kind is not None:
+            query = query.where(q.c.kind == kind)
+        if not include_resolved:
+            query = query.where(q.c.resolved_at.is_(None))
+        with self._read(None) as c:
+            return [QuarantineItem(**r._mapping) for r in c.execute(query)]
+
+    def quarantine_resolve(
+        self, kind: str, keys: Iterable[str], conn: Connection | None = None
+    ) -> int:
+        q = quarantine
+        keys = [str(k) for k in keys]
+        resolved = 0
+        with self._write(conn) as c:
+            for chunk in _chunks(keys, settings.UPSERT_CHUNK_ROWS):
+                resolved += c.execute(
+                    update(q)
+                    .where(q.c.kind == kind, q.c.key.in_(chunk), q.c.resolved_at.is_(None))
+                    .values(resolved_at=utcnow())
+                ).rowcount
+        return resolved
+
+    def quarantine_count(self, kind: str | None = None) -> int:
+        where = [quarantine.c.resolved_at.is_(None)]
+        if kind is not None:
+            where.append(quarantine.c.kind == kind)
+        return self.count(quarantine, *where)
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _last_per_key(rows: list[Any], key: Any) -> list[Any]:
+    """One row per key (the last one given): ON CONFLICT cannot touch a row twice."""
+    return list({key(r): r for r in rows}.values())
+
+
+def _latest_per_ticket(rows: list[TicketRow]) -> list[TicketRow]:
+    best: dict[int, TicketRow] = {}
+    for r in rows:
+        have = best.get(r["ticket_id"])
+        if have is None or r["version"] >= have["version"]:
+            best[r["ticket_id"]] = r
+    return list(best.values())
