@@ -29,7 +29,7 @@ demo: $(STAMP)
 	$(BIN)/ml-connector demo
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.run_all
+	$(BIN)/python -m bench.run_all $(BENCH)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -50,3 +50,11 @@ def staging_database_url() -> str:
     if url:
         return url
     return f"sqlite:///{ml_connector_home() / STAGING_SQLITE_FILENAME}"
+
+# --- Intacct client and sandbox (owned by the Intacct layer) ---
+
+# --- Zendesk client and sandbox (owned by the Zendesk layer) ---
+
+# --- webhook receiver ---
+
+# --- pipeline (Dagster assets, schedules, sensors) ---
