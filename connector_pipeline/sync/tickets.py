@@ -1,0 +1,218 @@
+"""Zendesk tickets to Intacct ticket records: staging rows, mapping, planning.
+
+Pure functions. A ticket is tied to its vendor through its organization: the
+organization's link in vendor_org_links names the vendor, whose RECORDNO fills the
+relationship field. A ticket without such a link is unmatched: it is reported, not
+written, and written on a later run once the link exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from connector_pipeline.staging import TicketRow
+from connector_pipeline.sync.hashing import content_hash, json_safe
+from connector_pipeline.sync.templates import render
+
+DELETED = "deleted"
+# Fields that change without the ticket changing for Intacct's purposes.
+_VOLATILE_FIELDS = ("generated_timestamp", "url")
+
+
+class InvalidTicket(ValueError):
+    """A ticket payload that can't be staged, with the reason why."""
+
+
+def parse_time(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _optional_int(value: Any) -> int | None:
+    if value in (None, "", "0", 0):
+        return None
+    return int(value)
+
+
+def stage_ticket(ticket: Mapping[str, Any], source: str) -> TicketRow:
+    """A ticket from the export, show_many or a webhook event, as a ledger row. Its
+    `version` orders updates: generated_timestamp when present, else updated_at."""
+    try:
+        ticket_id = int(ticket["id"])
+    except (KeyError, TypeError, ValueError):
+        raise InvalidTicket(f"ticket id missing or not a number: {ticket.get('id')!r}") from None
+    status = str(ticket.get("status") or "").strip().lower()
+    if not status:
+        raise InvalidTicket(f"ticket {ticket_id} has no status")
+    try:
+        updated_at = parse_time(ticket.get("updated_at"))
+        organization_id = _optional_int(ticket.get("organization_id"))
+        generated = ticket.get("generated_timestamp")
+        generated = int(generated) if generated not in (None, "") else None
+    except (TypeError, ValueError) as exc:
+        raise InvalidTicket(f"ticket {ticket_id}: {exc}") from None
+    if generated is None and updated_at is None:
+        raise InvalidTicket(f"ticket {ticket_id} has neither updated_at nor generated_timestamp")
+    version = generated if generated is not None else int(updated_at.timestamp())  # type: ignore[union-attr]
+    raw = json_safe(dict(ticket))
+    return TicketRow(
+        ticket_id=ticket_id,
+        organization_id=organization_id,
+        status=status,
+        updated_at=updated_at,
+        generated_timestamp=generated,
+        version=version,
+        raw=raw,
+        content_hash=content_hash({k: v for k, v in raw.items() if k not in _VOLATILE_FIELDS}),
+        source=source,
+    )
+
+
+DEFAULT_RECORD_FIELDS: dict[str, str] = {
+    "name": "ZD-{id}",
+    "ticket_id": "{id}",
+    "subject": "{subject}",
+    "status": "{status}",
+    "priority": "{priority}",
+    "ticket_type": "{type}",
+    "requester_id": "{requester_id}",
+    "organization_id": "{organization_id}",
+    "zendesk_created_at": "{created_at}",
+    "zendesk_updated_at": "{updated_at}",
+}
+# What a deleted ticket still updates: its content is scrubbed by Zendesk, so the record
+# keeps the last real subject and only learns that the ticket is gone.
+DELETED_RECORD_FIELDS = ("status", "zendesk_updated_at")
+
+
+@dataclass(frozen=True)
+class TicketRecordMapping:
+    """Where tickets go in Intacct: the custom object, its fields, and the relationship
+    field that ties a record to its VENDOR (filled with the vendor's RECORDNO)."""
+
+    object_name: str = "zendesk_ticket"
+    key_field: str = "id"
+    ticket_id_field: str = "ticket_id"
+    relationship_field: str = "RVENDOR"
+    fields: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_RECORD_FIELDS))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TicketRecordMapping:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown keys under ticket_record: {', '.join(unknown)}")
+        values: dict[str, Any] = {k: str(v) for k, v in data.items() if k != "fields"}
+        if "fields" in data:
+            values["fields"] = {str(k): str(v) for k, v in (data["fields"] or {}).items()}
+        mapping = cls(**values)
+        if mapping.ticket_id_field not in mapping.fields:
+            raise ValueError(
+                f"ticket_record.fields must fill {mapping.ticket_id_field!r}: "
+                "existing records are found by it"
+            )
+        return mapping
+
+
+def map_ticket(
+    ticket: Mapping[str, Any], vendor_record_no: int, mapping: TicketRecordMapping
+) -> dict[str, Any]:
+    """The Intacct record for a staged ticket (its raw payload)."""
+    deleted = str(ticket.get("status", "")).lower() == DELETED
+    names = DELETED_RECORD_FIELDS if deleted else tuple(mapping.fields)
+    record = {
+        name: render(mapping.fields[name], ticket) for name in names if name in mapping.fields
+    }
+    record[mapping.ticket_id_field] = str(int(ticket["id"]))
+    record[mapping.relationship_field] = str(vendor_record_no)
+    return record
+
+
+@dataclass(frozen=True)
+class VendorRef:
+    """The Intacct record an organization stands for."""
+
+    source_object: str
+    vendor_id: str
+    record_no: int
+
+
+@dataclass(frozen=True)
+class PlannedRecord:
+    ticket_id: int
+    record: dict[str, Any]
+    hash: str
+    vendor_id: str
+    record_id: str | None  # known Intacct record id: update; None: look up, then create
+    deleted: bool
+
+
+@dataclass
+class TicketRecordPlan:
+    writes: list[PlannedRecord] = field(default_factory=list)
+    unmatched: dict[int, str] = field(default_factory=dict)
+    unchanged: int = 0
+    # Deleted before they were ever written: nothing to record in Intacct.
+    deleted_unwritten: list[int] = field(default_factory=list)
+
+
+def plan_ticket_records(
+    tickets: Iterable[Mapping[str, Any]],
+    links: Mapping[int, Mapping[str, Any]],
+    vendor_by_org: Mapping[int, VendorRef],
+    mapping: TicketRecordMapping,
+) -> TicketRecordPlan:
+    """Decide which staged tickets need an Intacct write.
+
+    `tickets` are staged zendesk_tickets rows, `links` the ticket_record_links rows by
+    ticket id, `vendor_by_org` the vendor each linked organization stands for.
+    """
+    plan = TicketRecordPlan()
+    for row in tickets:
+        ticket_id = int(row["ticket_id"])
+        link = links.get(ticket_id) or {}
+        deleted = row["status"] == DELETED
+        org_id = row.get("organization_id")
+        vendor = vendor_by_org.get(int(org_id)) if org_id is not None else None
+        if vendor is None:
+            if deleted and not link.get("record_id"):
+                plan.deleted_unwritten.append(ticket_id)
+                continue
+            plan.unmatched[ticket_id] = (
+                "ticket has no organization"
+                if org_id is None
+                else f"organization {org_id} is not linked to an Intacct vendor"
+            )
+            continue
+        if vendor.source_object != "VENDOR":
+            plan.unmatched[ticket_id] = (
+                f"organization {org_id} stands for {vendor.source_object} {vendor.vendor_id}; "
+                "ticket records relate to vendors only"
+            )
+            continue
+        if deleted and not link.get("record_id"):
+            plan.deleted_unwritten.append(ticket_id)
+            continue
+        record = map_ticket(row["raw"], vendor.record_no, mapping)
+        digest = content_hash(record)
+        if link.get("written_hash") == digest and link.get("record_id"):
+            plan.unchanged += 1
+            continue
+        plan.writes.append(
+            PlannedRecord(
+                ticket_id=ticket_id,
+                record=record,
+                hash=digest,
+                vendor_id=vendor.vendor_id,
+                record_id=link.get("record_id"),
+                deleted=deleted,
+            )
+        )
+    return plan

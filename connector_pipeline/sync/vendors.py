@@ -1,0 +1,302 @@
+"""Intacct vendors (and customers) to Zendesk organizations: validation, mapping, planning.
+
+Pure functions: records in, rows and plans out. Identity is the external id (DESIGN.md
+decision 1), never the name; names are made unique deterministically (decision 2); a
+mapped payload whose hash matches what was last written costs no Zendesk call (decision 3).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from connector_pipeline.staging import VendorRow
+from connector_pipeline.sync.hashing import content_hash, json_safe
+from connector_pipeline.sync.templates import field_value, render
+
+# Which Intacct field identifies a record of each supported source object.
+ID_FIELD = {"VENDOR": "VENDORID", "CUSTOMER": "CUSTOMERID"}
+
+_CONTACT_FIELDS = (
+    "DISPLAYCONTACT.EMAIL1",
+    "DISPLAYCONTACT.PHONE1",
+    "DISPLAYCONTACT.MAILADDRESS.ADDRESS1",
+    "DISPLAYCONTACT.MAILADDRESS.ADDRESS2",
+    "DISPLAYCONTACT.MAILADDRESS.CITY",
+    "DISPLAYCONTACT.MAILADDRESS.STATE",
+    "DISPLAYCONTACT.MAILADDRESS.ZIP",
+    "DISPLAYCONTACT.MAILADDRESS.COUNTRY",
+)
+# What is read from Intacct. TAXID and bank fields are deliberately never selected, so
+# they can't reach the ledger or Zendesk.
+SOURCE_FIELDS: dict[str, tuple[str, ...]] = {
+    "VENDOR": (
+        "RECORDNO",
+        "VENDORID",
+        "NAME",
+        "STATUS",
+        "WHENCREATED",
+        "WHENMODIFIED",
+        "TERMNAME",
+        "TOTALDUE",
+        "ONHOLD",
+        *_CONTACT_FIELDS,
+    ),
+    "CUSTOMER": (
+        "RECORDNO",
+        "CUSTOMERID",
+        "NAME",
+        "STATUS",
+        "WHENCREATED",
+        "WHENMODIFIED",
+        "TERMNAME",
+        "TOTALDUE",
+        "ONHOLD",
+        *_CONTACT_FIELDS,
+    ),
+}
+
+_EMAIL_DOMAIN = re.compile(r"@([A-Za-z0-9.-]+\.[A-Za-z]{2,})\s*$")
+
+
+class InvalidSourceRecord(ValueError):
+    """An Intacct record that can't become an organization, with the reason why."""
+
+
+def parse_source_objects(value: str) -> tuple[str, ...]:
+    """`INTACCT_SOURCE_OBJECTS`: a comma-separated subset of VENDOR, CUSTOMER."""
+    objects = tuple(dict.fromkeys(p.strip().upper() for p in value.split(",") if p.strip()))
+    unknown = [o for o in objects if o not in ID_FIELD]
+    if unknown or not objects:
+        raise ValueError(f"INTACCT_SOURCE_OBJECTS must list VENDOR and/or CUSTOMER, got {value!r}")
+    return objects
+
+
+def stage_row(source_object: str, record: Mapping[str, Any]) -> VendorRow:
+    """Validate an Intacct record and turn it into a ledger row."""
+    id_field = ID_FIELD[source_object]
+    record_no = record.get("RECORDNO")
+    try:
+        record_no = int(str(record_no).strip())
+    except (TypeError, ValueError):
+        raise InvalidSourceRecord(f"RECORDNO is missing or not a number: {record_no!r}") from None
+    vendor_id = str(record.get(id_field) or "").strip()
+    if not vendor_id:
+        raise InvalidSourceRecord(f"{id_field} is empty")
+    name = str(record.get("NAME") or "").strip()
+    if not name:
+        raise InvalidSourceRecord(f"NAME is empty for {id_field} {vendor_id}")
+    when_modified = record.get("WHENMODIFIED") or record.get("WHENCREATED")
+    if when_modified is not None and not isinstance(when_modified, datetime):
+        raise InvalidSourceRecord(f"WHENMODIFIED is not a timestamp: {when_modified!r}")
+    raw = json_safe(dict(record))
+    return VendorRow(
+        source_object=source_object,
+        record_no=record_no,
+        vendor_id=vendor_id,
+        name=name,
+        status=str(record.get("STATUS") or "active").strip().lower(),
+        when_modified=when_modified,
+        raw=raw,
+        content_hash=content_hash(raw),
+    )
+
+
+def is_active(status: str) -> bool:
+    return status.strip().lower() in ("active", "t", "true")
+
+
+@dataclass(frozen=True)
+class OrganizationMapping:
+    """Which Intacct fields fill which organization fields (see default_mapping.yaml)."""
+
+    name: str = "{NAME}"
+    external_id_prefix: str = ""
+    details: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    domain_names_from_emails: tuple[str, ...] = ()
+    organization_fields: Mapping[str, str] = field(default_factory=dict)
+    inactive_tag: str = "intacct-inactive"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OrganizationMapping:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown keys under organization: {', '.join(unknown)}")
+        lists = ("details", "notes", "tags", "domain_names_from_emails")
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in lists:
+                values[key] = tuple(str(v) for v in (value or ()))
+            elif key == "organization_fields":
+                values[key] = {str(k): str(v) for k, v in (value or {}).items()}
+            else:
+                values[key] = "" if value is None else str(value)
+        if not values.get("name", "{NAME}").strip():
+            raise ValueError("the mapping must say how to fill the organization name")
+        return cls(**values)
+
+    def external_id(self, vendor_id: str) -> str:
+        return f"{self.external_id_prefix}{vendor_id}"
+
+
+@dataclass(frozen=True)
+class DesiredOrganization:
+    """The organization a staged record should have in Zendesk."""
+
+    external_id: str
+    source_object: str
+    vendor_id: str
+    record_no: int
+    active: bool
+    payload: dict[str, Any]
+    hash: str
+
+
+def map_vendor(vendor: Mapping[str, Any], mapping: OrganizationMapping) -> DesiredOrganization:
+    """A staged `intacct_vendors` row to the organization payload it maps to."""
+    record = vendor["raw"]
+    source_object = vendor["source_object"]
+    extra = {
+        "ID": vendor["vendor_id"],
+        "SOURCE_OBJECT": source_object,
+        "source_object": source_object.lower(),
+    }
+    active = is_active(vendor["status"])
+    tags = [t for t in (render(t, record, extra) for t in mapping.tags) if t]
+    if not active and mapping.inactive_tag:
+        tags.append(mapping.inactive_tag)
+    domains = []
+    for path in mapping.domain_names_from_emails:
+        match = _EMAIL_DOMAIN.search(str(field_value(record, path) or ""))
+        if match:
+            domains.append(match.group(1).lower())
+    external_id = mapping.external_id(vendor["vendor_id"])
+    payload: dict[str, Any] = {
+        "external_id": external_id,
+        "name": render(mapping.name, record, extra) or vendor["name"],
+        "details": "\n".join(x for x in (render(t, record, extra) for t in mapping.details) if x),
+        "notes": "\n".join(x for x in (render(t, record, extra) for t in mapping.notes) if x),
+        "tags": sorted(set(tags)),
+        "domain_names": sorted(set(domains)),
+        "organization_fields": {
+            key: render(t, record, extra) for key, t in mapping.organization_fields.items()
+        },
+    }
+    return DesiredOrganization(
+        external_id=external_id,
+        source_object=source_object,
+        vendor_id=vendor["vendor_id"],
+        record_no=int(vendor["record_no"]),
+        active=active,
+        payload=payload,
+        hash=content_hash(payload),
+    )
+
+
+def collision_name(name: str, vendor_id: str) -> str:
+    """Decision 2: the name an organization gets when another one already has its name."""
+    return f"{name} ({vendor_id})"
+
+
+def name_key(name: str) -> str:
+    """How Zendesk compares names for uniqueness: trimmed; case-folded to be safe."""
+    return " ".join(name.split()).casefold()
+
+
+def disambiguate_names(desired: Sequence[DesiredOrganization]) -> dict[str, str]:
+    """Names that clash within the desired set get "NAME (VENDORID)", except the oldest
+    record (lowest RECORDNO), which keeps the plain name. Deterministic, so a rerun
+    computes the same names. Returns external_id -> renamed name for the renamed ones."""
+    groups: dict[str, list[DesiredOrganization]] = {}
+    for org in desired:
+        groups.setdefault(name_key(org.payload["name"]), []).append(org)
+    renamed: dict[str, str] = {}
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        group.sort(key=lambda o: (o.source_object != "VENDOR", o.record_no))
+        for org in group[1:]:
+            renamed[org.external_id] = collision_name(org.payload["name"], org.vendor_id)
+    return renamed
+
+
+@dataclass
+class OrganizationPlan:
+    """What a sync run will do. `create` and `update` hold Zendesk payloads (updates carry
+    `id`); `hashes` maps external id to the hash to record once written."""
+
+    create: list[dict[str, Any]] = field(default_factory=list)
+    update: list[dict[str, Any]] = field(default_factory=list)
+    unchanged: int = 0
+    renamed: dict[str, str] = field(default_factory=dict)
+    desired: dict[str, DesiredOrganization] = field(default_factory=dict)
+
+    @property
+    def writes(self) -> int:
+        return len(self.create) + len(self.update)
+
+
+def changed_organizations(
+    desired: Iterable[DesiredOrganization], links: Mapping[str, Mapping[str, Any]]
+) -> list[DesiredOrganization]:
+    """Those whose mapped payload differs from what was last written (or never was)."""
+    out = []
+    for org in desired:
+        link = links.get(org.external_id.lower())
+        if (
+            link is None
+            or link.get("organization_id") is None
+            or link.get("written_hash") != org.hash
+        ):
+            out.append(org)
+    return out
+
+
+def needs_lookup(
+    changed: Iterable[DesiredOrganization], links: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
+    """External ids of changed records with no known organization: they must be looked
+    up in Zendesk before anything is created (decision 4)."""
+    return [
+        o.external_id
+        for o in changed
+        if (links.get(o.external_id.lower()) or {}).get("organization_id") is None
+    ]
+
+
+def plan_organizations(
+    desired: Sequence[DesiredOrganization],
+    links: Mapping[str, Mapping[str, Any]],
+    existing: Mapping[str, Mapping[str, Any]],
+) -> OrganizationPlan:
+    """Decide creates and updates.
+
+    `links` is the ledger's vendor_org_links keyed by lower-case external id. `existing`
+    holds what Zendesk returned for `needs_lookup(...)`, keyed by lower-case external id.
+    A linked record is updated by its organization id; an unlinked one is updated when
+    Zendesk already has it (a crash after a write, or a manual creation) and created
+    otherwise, so no run ever creates a second organization for one record.
+    """
+    renamed = disambiguate_names(desired)
+    plan = OrganizationPlan(renamed=renamed, desired={o.external_id.lower(): o for o in desired})
+    changed = changed_organizations(desired, links)
+    plan.unchanged = len(desired) - len(changed)
+    for org in changed:
+        payload = dict(org.payload)
+        if org.external_id in renamed:
+            payload["name"] = renamed[org.external_id]
+        key = org.external_id.lower()
+        org_id = (links.get(key) or {}).get("organization_id") or (existing.get(key) or {}).get(
+            "id"
+        )
+        if org_id is not None:
+            plan.update.append({**payload, "id": int(org_id)})
+        else:
+            plan.create.append(payload)
+    return plan
