@@ -26,6 +26,7 @@ from sqlalchemy import (
     Engine,
     Table,
     and_,
+    bindparam,
     create_engine,
     event,
     func,
@@ -463,7 +464,9 @@ class StagingStore:
     def upsert_vendor_links(
         self, rows: Iterable[VendorLinkRow], conn: Connection | None = None
     ) -> int:
-        """Record outcomes of organization writes. Only the columns given are updated."""
+        """Record outcomes of organization writes. Only the columns given are updated; a row
+        without `source_object` and `vendor_id` can only update an existing link (ValueError
+        otherwise). Returns the number of distinct links written."""
         return self._upsert_links(
             vendor_org_links,
             "external_id",
@@ -501,24 +504,56 @@ class StagingStore:
     ) -> int:
         if not rows:
             return 0
+        # Later rows for a key refine earlier ones, as if applied one after another.
+        merged: dict[Any, dict[str, Any]] = {}
+        for r in rows:
+            merged.setdefault(r[key], {}).update(r)
+        required = {
+            col.name
+            for col in table.columns
+            if not col.nullable and col.name != key and col.default is None
+        }
         written = 0
         with self._write(conn) as c:
             # Rows with the same set of columns share one executemany.
             by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-            for r in rows:
+            for r in merged.values():
                 by_shape.setdefault(tuple(sorted(r)), []).append(r)
             for shape, group in by_shape.items():
                 for chunk in _chunks(group, settings.UPSERT_CHUNK_ROWS):
-                    stmt = self._insert(table)
-                    updates = {col: stmt.excluded[col] for col in shape if col != key}
-                    stmt = (
-                        stmt.on_conflict_do_update(index_elements=[table.c[key]], set_=updates)
-                        if updates
-                        else stmt.on_conflict_do_nothing(index_elements=[table.c[key]])
-                    )
-                    c.execute(stmt, chunk)
+                    if required - set(shape):
+                        # NOT NULL is checked on the proposed row before ON CONFLICT, so a
+                        # partial row can only update an existing link, never insert one.
+                        self._update_existing(table, key, shape, chunk, c)
+                    else:
+                        stmt = self._insert(table)
+                        updates = {col: stmt.excluded[col] for col in shape if col != key}
+                        stmt = (
+                            stmt.on_conflict_do_update(index_elements=[table.c[key]], set_=updates)
+                            if updates
+                            else stmt.on_conflict_do_nothing(index_elements=[table.c[key]])
+                        )
+                        c.execute(stmt, chunk)
                     written += len(chunk)
         return written
+
+    @staticmethod
+    def _update_existing(
+        table: Table, key: str, shape: tuple[str, ...], rows: list[dict[str, Any]], c: Connection
+    ) -> None:
+        keys = [r[key] for r in rows]
+        found = set(c.execute(select(table.c[key]).where(table.c[key].in_(keys))).scalars())
+        if missing := [k for k in keys if k not in found]:
+            raise ValueError(
+                f"{table.name}: no link yet for {missing[:10]}; a new link needs "
+                f"{sorted(col.name for col in table.columns if not col.nullable)}"
+            )
+        values = {col: bindparam(f"v_{col}") for col in shape if col != key}
+        if values:
+            c.execute(
+                update(table).where(table.c[key] == bindparam("k")).values(values),
+                [{"k": r[key], **{f"v_{col}": r[col] for col in values}} for r in rows],
+            )
 
     # ------------------------------------------------------------------ webhook inbox
     def append_inbox(self, event_: InboxEvent, conn: Connection | None = None) -> InboxAppend:
