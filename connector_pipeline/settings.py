@@ -56,5 +56,35 @@ def staging_database_url() -> str:
 # --- Zendesk client and sandbox (owned by the Zendesk layer) ---
 
 # --- webhook receiver ---
+WEBHOOK_PATH = "/webhooks/zendesk"
+WEBHOOK_DEFAULT_HOST = "127.0.0.1"
+WEBHOOK_DEFAULT_PORT = 8600
+WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
+WEBHOOK_SIGNATURE_TOLERANCE_S = 300.0
+# A sender that stalls mid-body is cut off (408) instead of holding a slot forever.
+WEBHOOK_BODY_READ_TIMEOUT_S = 10.0
+# Answer 503 before Zendesk's own request timeout (~10 s, UNCONFIRMED) so it retries; a
+# write that still commits later is harmless, the retry is then a duplicate.
+WEBHOOK_LEDGER_TIMEOUT_S = 8.0
+WEBHOOK_LEDGER_THREADS = 8
+WEBHOOK_RETRY_AFTER_S = 5
+# The inbox id columns are String(128); Zendesk's ids are 26-36 characters.
+WEBHOOK_MAX_ID_LENGTH = 128
+# Only these request headers are kept with a delivery (never Authorization or cookies).
+WEBHOOK_STORED_HEADERS = (
+    "content-type",
+    "user-agent",
+    "x-zendesk-account-id",
+    "x-zendesk-webhook-id",
+    "x-zendesk-webhook-invocation-id",
+    "x-zendesk-webhook-signature-timestamp",
+    "x-zendesk-webhook-signature",
+)
+# uvicorn: short keep-alive, bounded connections and header size against slow clients.
+WEBHOOK_TIMEOUT_KEEP_ALIVE_S = 5
+WEBHOOK_LIMIT_CONCURRENCY = 512
+WEBHOOK_BACKLOG = 2048
+WEBHOOK_MAX_HEADER_BYTES = 16 * 1024
+WEBHOOK_GRACEFUL_SHUTDOWN_S = 10
 
 # --- pipeline (Dagster assets, schedules, sensors) ---
