@@ -62,5 +62,9 @@ def db_quarantine(kind: str | None, url: str | None) -> None:
         store.dispose()
 
 
+from connector_pipeline.webhook.cli import webhook_group  # noqa: E402
+
+main.add_command(webhook_group)
+
 if __name__ == "__main__":
     main()
