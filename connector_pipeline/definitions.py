@@ -4,8 +4,36 @@ from __future__ import annotations
 
 import dagster as dg
 
-from connector_pipeline.defs.resources import StagingResource
+from connector_pipeline.defs.automation import (
+    full_reconciliation_job,
+    full_reconciliation_schedule,
+    ticket_poll_job,
+    ticket_poll_schedule,
+    vendor_sync_job,
+    vendor_sync_schedule,
+    webhook_events_job,
+    webhook_inbox_sensor,
+)
+from connector_pipeline.defs.checks import ALL_CHECKS
+from connector_pipeline.defs.resources import resources_from_env
+from connector_pipeline.defs.tickets import (
+    intacct_ticket_records,
+    zendesk_ticket_events,
+    zendesk_tickets,
+)
+from connector_pipeline.defs.vendors import intacct_vendors, zendesk_organizations
 
 defs = dg.Definitions(
-    resources={"staging": StagingResource()},
+    assets=[
+        intacct_vendors,
+        zendesk_organizations,
+        zendesk_tickets,
+        zendesk_ticket_events,
+        intacct_ticket_records,
+    ],
+    asset_checks=ALL_CHECKS,
+    jobs=[vendor_sync_job, ticket_poll_job, webhook_events_job, full_reconciliation_job],
+    schedules=[vendor_sync_schedule, ticket_poll_schedule, full_reconciliation_schedule],
+    sensors=[webhook_inbox_sensor],
+    resources=resources_from_env(),
 )

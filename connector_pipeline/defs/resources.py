@@ -1,12 +1,31 @@
-"""Dagster resources: thin `ConfigurableResource` wrappers that build the lower layers."""
+"""Dagster resources: thin `ConfigurableResource` wrappers that build the lower layers in
+`setup_for_execution`. Secrets reach them through `dg.EnvVar` (see `secret_env`)."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from pydantic import PrivateAttr
 
 from connector_pipeline import settings
+from connector_pipeline.intacct import IntacctClient
 from connector_pipeline.staging import StagingStore
+from connector_pipeline.sync.mapping import ConnectorMapping, default_mapping_text
+from connector_pipeline.sync.vendors import parse_source_objects
+from connector_pipeline.zendesk import ZendeskClient
+
+
+def secret_env(name: str, default: str = "") -> Any:
+    """`dg.EnvVar(name)` when the variable is set, so its value is resolved at launch and
+    never shown in the UI; the default otherwise (for optional settings)."""
+    return dg.EnvVar(name) if os.environ.get(name) else default
+
+
+def _truthy(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
 
 
 class StagingResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -26,6 +45,125 @@ class StagingResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     @property
     def store(self) -> StagingStore:
-        if self._store is None:
+        if self._store is None:  # sensors use the resource without an execution context
             self._store = StagingStore.open(self.database_url or settings.staging_database_url())
         return self._store
+
+
+class IntacctResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Sage Intacct XML gateway: one client (and one API session) per run process."""
+
+    sender_id: str
+    sender_password: str
+    company_id: str
+    user_id: str
+    user_password: str
+    entity_id: str = ""
+    endpoint_url: str = settings.DEFAULT_INTACCT_ENDPOINT_URL
+    allow_custom_endpoint: str = "0"
+
+    _client: IntacctClient | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._client = IntacctClient(
+            sender_id=self.sender_id,
+            sender_password=self.sender_password,
+            company_id=self.company_id,
+            user_id=self.user_id,
+            user_password=self.user_password,
+            entity_id=self.entity_id or None,
+            endpoint_url=self.endpoint_url or settings.DEFAULT_INTACCT_ENDPOINT_URL,
+            allow_custom_endpoint=_truthy(self.allow_custom_endpoint),
+        )
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    @property
+    def client(self) -> IntacctClient:
+        if self._client is None:
+            raise dg.DagsterInvariantViolationError("IntacctResource used outside a run")
+        return self._client
+
+
+class ZendeskResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Zendesk Support API: `subdomain` for the real service, `base_url` for the sandbox;
+    an API token (with `email`) or an OAuth token."""
+
+    subdomain: str = ""
+    base_url: str = ""
+    email: str = ""
+    api_token: str = ""
+    oauth_token: str = ""
+
+    _client: ZendeskClient | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._client = ZendeskClient(
+            base_url=self.base_url or None,
+            subdomain=self.subdomain or None,
+            email=self.email or None,
+            api_token=self.api_token or None,
+            oauth_token=self.oauth_token or None,
+        )
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    @property
+    def client(self) -> ZendeskClient:
+        if self._client is None:
+            raise dg.DagsterInvariantViolationError("ZendeskResource used outside a run")
+        return self._client
+
+
+class ConnectorResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """What moves where: the mapping file and the Intacct objects that become organizations."""
+
+    mapping_file: str = ""
+    source_objects: str = settings.DEFAULT_SOURCE_OBJECTS
+
+    def mapping(self) -> ConnectorMapping:
+        text = Path(self.mapping_file).read_text() if self.mapping_file else default_mapping_text()
+        return ConnectorMapping.from_yaml(text)
+
+    def objects(self) -> tuple[str, ...]:
+        return parse_source_objects(self.source_objects)
+
+
+def resources_from_env() -> dict[str, Any]:
+    """The resources of the code location, configured from the environment."""
+    return {
+        "staging": StagingResource(
+            database_url=os.environ.get(settings.ENV_STAGING_DATABASE_URL, "")
+        ),
+        "intacct": IntacctResource(
+            sender_id=dg.EnvVar(settings.ENV_INTACCT_SENDER_ID),
+            sender_password=dg.EnvVar(settings.ENV_INTACCT_SENDER_PASSWORD),
+            company_id=dg.EnvVar(settings.ENV_INTACCT_COMPANY_ID),
+            user_id=dg.EnvVar(settings.ENV_INTACCT_USER_ID),
+            user_password=dg.EnvVar(settings.ENV_INTACCT_USER_PASSWORD),
+            entity_id=secret_env(settings.ENV_INTACCT_ENTITY_ID),
+            endpoint_url=secret_env(
+                settings.ENV_INTACCT_ENDPOINT_URL, settings.DEFAULT_INTACCT_ENDPOINT_URL
+            ),
+            allow_custom_endpoint=secret_env(settings.ENV_INTACCT_ALLOW_CUSTOM_ENDPOINT, "0"),
+        ),
+        "zendesk": ZendeskResource(
+            subdomain=secret_env(settings.ENV_ZENDESK_SUBDOMAIN),
+            base_url=secret_env(settings.ENV_ZENDESK_BASE_URL),
+            email=secret_env(settings.ENV_ZENDESK_EMAIL),
+            api_token=secret_env(settings.ENV_ZENDESK_API_TOKEN),
+            oauth_token=secret_env(settings.ENV_ZENDESK_OAUTH_TOKEN),
+        ),
+        "connector": ConnectorResource(
+            mapping_file=os.environ.get(settings.ENV_MAPPING_FILE, ""),
+            source_objects=os.environ.get(
+                settings.ENV_INTACCT_SOURCE_OBJECTS, settings.DEFAULT_SOURCE_OBJECTS
+            ),
+        ),
+    }

@@ -1,0 +1,171 @@
+"""Asset checks: what a user wants to know is true after a sync."""
+
+import os
+from collections.abc import Iterable
+from datetime import timedelta
+
+import dagster as dg
+import pandas as pd
+
+from connector_pipeline import settings
+from connector_pipeline.defs.resources import ConnectorResource, StagingResource, ZendeskResource
+from connector_pipeline.defs.tickets import (
+    LIVE_CURSOR,
+    QUARANTINE_EVENT,
+    QUARANTINE_RECORD,
+    QUARANTINE_TICKET,
+    QUARANTINE_UNMATCHED,
+    intacct_ticket_records,
+    zendesk_ticket_events,
+    zendesk_tickets,
+)
+from connector_pipeline.defs.vendors import (
+    QUARANTINE_ORGANIZATION,
+    QUARANTINE_SOURCE,
+    intacct_vendors,
+    watermark_cursor,
+    zendesk_organizations,
+)
+from connector_pipeline.staging import utcnow
+from connector_pipeline.sync.vendors import is_active, parse_source_objects
+
+ORG_CHECKS = [
+    dg.AssetCheckSpec(
+        "every_active_vendor_has_one_organization",
+        asset=zendesk_organizations,
+        description="Each active Intacct record has exactly one organization with its external id.",
+    ),
+    dg.AssetCheckSpec(
+        "no_duplicate_external_ids",
+        asset=zendesk_organizations,
+        description="No two organizations share an external id (case-insensitively).",
+    ),
+]
+
+
+@dg.multi_asset_check(specs=ORG_CHECKS)
+def organization_checks(
+    staging: StagingResource, zendesk: ZendeskResource, connector: ConnectorResource
+) -> Iterable[dg.AssetCheckResult]:
+    """Compare the ledger's active vendors with the organizations Zendesk really holds
+    (one listing of Zendesk serves both checks)."""
+    mapping = connector.mapping().organization
+    vendors = pd.DataFrame(
+        [
+            {
+                "external_id": mapping.external_id(v["vendor_id"]).lower(),
+                "vendor_id": v["vendor_id"],
+            }
+            for v in staging.store.vendors(connector.objects())
+            if is_active(v["status"])
+        ],
+        columns=["external_id", "vendor_id"],
+    )
+    orgs = pd.DataFrame(
+        [
+            {"external_id": str(o.get("external_id") or "").lower(), "id": o["id"]}
+            for o in zendesk.client.iter_organizations()
+        ],
+        columns=["external_id", "id"],
+    )
+    per_external_id = orgs[orgs.external_id != ""].groupby("external_id").size()
+    counts = vendors.external_id.map(per_external_id).fillna(0).astype(int)
+    missing = vendors[counts == 0]
+    doubled = vendors[counts > 1]
+    yield dg.AssetCheckResult(
+        check_name="every_active_vendor_has_one_organization",
+        passed=bool(missing.empty and doubled.empty),
+        metadata={
+            "active_vendors": len(vendors),
+            "organizations": len(orgs),
+            "missing": len(missing),
+            "more_than_one": len(doubled),
+            "missing_sample": ", ".join(missing.vendor_id.head(20)),
+        },
+    )
+    duplicates = per_external_id[per_external_id > 1]
+    yield dg.AssetCheckResult(
+        check_name="no_duplicate_external_ids",
+        passed=bool(duplicates.empty),
+        metadata={"duplicates": len(duplicates), "sample": ", ".join(duplicates.index[:20])},
+    )
+
+
+@dg.asset_check(
+    asset=intacct_ticket_records,
+    description="Tickets whose organization is not linked to an Intacct vendor yet.",
+)
+def unmatched_tickets(staging: StagingResource) -> dg.AssetCheckResult:
+    count = staging.store.quarantine_count(QUARANTINE_UNMATCHED)
+    return dg.AssetCheckResult(
+        passed=count == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"unmatched": count},
+    )
+
+
+def quarantine_check(asset: dg.AssetsDefinition, kinds: list[str]) -> dg.AssetChecksDefinition:
+    """Warn when records of this asset wait in quarantine (`ml-connector db quarantine`)."""
+
+    @dg.asset_check(
+        asset=asset,
+        name="quarantine_size",
+        description=f"Open quarantine entries ({', '.join(kinds)}); retried every run.",
+    )
+    def _check(staging: StagingResource) -> dg.AssetCheckResult:
+        sizes = {kind: staging.store.quarantine_count(kind) for kind in kinds}
+        total = sum(sizes.values())
+        return dg.AssetCheckResult(
+            passed=total <= settings.QUARANTINE_WARN_THRESHOLD,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"open": total, **sizes},
+        )
+
+    return _check
+
+
+def freshness_check(
+    asset: dg.AssetsDefinition, cursor_names: list[str]
+) -> dg.AssetChecksDefinition:
+    """Fail when a cursor has not moved for longer than CURSOR_STALE_AFTER_S."""
+
+    @dg.asset_check(
+        asset=asset,
+        name="cursor_freshness",
+        description=f"Cursor advanced within {settings.CURSOR_STALE_AFTER_S // 3600} h.",
+    )
+    def _check(staging: StagingResource) -> dg.AssetCheckResult:
+        cursors = staging.store.cursors()
+        limit = utcnow() - timedelta(seconds=settings.CURSOR_STALE_AFTER_S)
+        ages = {n: cursors[n][1] for n in cursor_names if n in cursors}
+        stale = [n for n in cursor_names if n not in ages or ages[n] < limit]
+        return dg.AssetCheckResult(
+            passed=not stale,
+            metadata={
+                "stale": ", ".join(stale) or "none",
+                **{f"{n} updated": t.isoformat() for n, t in ages.items()},
+            },
+        )
+
+    return _check
+
+
+def vendor_freshness_check() -> dg.AssetChecksDefinition:
+    configured = os.environ.get(
+        settings.ENV_INTACCT_SOURCE_OBJECTS, settings.DEFAULT_SOURCE_OBJECTS
+    )
+    objects = parse_source_objects(configured)
+    return freshness_check(intacct_vendors, [watermark_cursor(o) for o in objects])
+
+
+ALL_CHECKS = [
+    organization_checks,
+    unmatched_tickets,
+    quarantine_check(intacct_vendors, [QUARANTINE_SOURCE]),
+    quarantine_check(zendesk_organizations, [QUARANTINE_ORGANIZATION]),
+    quarantine_check(zendesk_tickets, [QUARANTINE_TICKET]),
+    quarantine_check(zendesk_ticket_events, [QUARANTINE_EVENT]),
+    quarantine_check(intacct_ticket_records, [QUARANTINE_RECORD]),
+    vendor_freshness_check(),
+    freshness_check(zendesk_tickets, [LIVE_CURSOR]),
+]

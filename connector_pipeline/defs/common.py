@@ -1,0 +1,78 @@
+"""What the assets share: retry policy, rate limits as Dagster retries, API call counting,
+markdown previews."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+import dagster as dg
+
+from connector_pipeline import settings
+from connector_pipeline.intacct import IntacctRateLimited
+from connector_pipeline.zendesk import ZendeskRateLimited
+
+API_RETRY_POLICY = dg.RetryPolicy(
+    max_retries=settings.API_STEP_MAX_RETRIES,
+    delay=settings.API_STEP_RETRY_DELAY_S,
+    backoff=dg.Backoff.EXPONENTIAL,
+    jitter=dg.Jitter.PLUS_MINUS,
+)
+
+
+@contextmanager
+def rate_limits_as_retries() -> Iterator[None]:
+    """A rate limit longer than the client is willing to wait becomes a Dagster retry
+    after the wait the service asked for (decision 6), instead of a failed run."""
+    try:
+        yield
+    except (ZendeskRateLimited, IntacctRateLimited) as exc:
+        wait = getattr(exc, "retry_after", None) or settings.API_STEP_RETRY_DELAY_S
+        raise dg.RetryRequested(
+            max_retries=settings.RATE_LIMIT_MAX_RETRIES, seconds_to_wait=float(wait)
+        ) from exc
+
+
+class _CountsCalls(Protocol):
+    http_calls: int
+
+
+class CallCounter:
+    """HTTP calls a client made during a block of work."""
+
+    def __init__(self, client: _CountsCalls) -> None:
+        self.client = client
+        self.start = client.http_calls
+
+    @property
+    def calls(self) -> int:
+        return self.client.http_calls - self.start
+
+
+def markdown_table(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], limit: int = settings.PREVIEW_ROWS
+) -> str:
+    """A markdown table of the first `limit` rows, with a count of the rest."""
+    if not rows:
+        return "_nothing to write_"
+
+    def cell(value: Any) -> str:
+        text = "" if value is None else str(value)
+        text = text.replace("|", "\\|").replace("\n", " ")
+        return text if len(text) <= 80 else text[:77] + "..."
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows[:limit]]
+    if len(rows) > limit:
+        lines.append(f"\n_and {len(rows) - limit} more_")
+    return "\n".join(lines)
+
+
+class SyncRunConfig(dg.Config):
+    """Run configuration shared by the write assets."""
+
+    dry_run: bool = False
+    """Compute and show what would be written, write nothing."""
+    full_refresh: bool = False
+    """Reconsider every staged record, not only what changed since the last run."""

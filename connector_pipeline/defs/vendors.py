@@ -1,0 +1,290 @@
+"""Intacct vendors into the ledger, and from the ledger into Zendesk organizations."""
+
+import json
+from datetime import datetime
+from typing import Any
+
+import dagster as dg
+
+from connector_pipeline import settings
+from connector_pipeline.defs.common import (
+    API_RETRY_POLICY,
+    CallCounter,
+    SyncRunConfig,
+    markdown_table,
+    rate_limits_as_retries,
+)
+from connector_pipeline.defs.resources import (
+    ConnectorResource,
+    IntacctResource,
+    StagingResource,
+    ZendeskResource,
+)
+from connector_pipeline.staging import UpsertCounts, VendorLinkRow, utcnow
+from connector_pipeline.sync.vendors import (
+    SOURCE_FIELDS,
+    InvalidSourceRecord,
+    changed_organizations,
+    collision_name,
+    is_active,
+    map_vendor,
+    needs_lookup,
+    plan_organizations,
+    stage_row,
+)
+
+QUARANTINE_SOURCE = "intacct_record"
+QUARANTINE_ORGANIZATION = "organization"
+
+
+def watermark_cursor(source_object: str) -> str:
+    return f"intacct_vendors/{source_object}"
+
+
+def _load_position(value: str | None) -> tuple[datetime, int] | None:
+    if not value:
+        return None
+    data = json.loads(value)
+    return datetime.fromisoformat(data["when_modified"]), int(data["record_no"])
+
+
+def _dump_position(position: tuple[datetime, int]) -> str:
+    return json.dumps({"when_modified": position[0].isoformat(), "record_no": position[1]})
+
+
+@dg.asset(
+    group_name="vendors",
+    pool=settings.INTACCT_POOL,
+    retry_policy=API_RETRY_POLICY,
+    kinds={"intacct"},
+)
+def intacct_vendors(
+    context: dg.AssetExecutionContext,
+    config: SyncRunConfig,
+    intacct: IntacctResource,
+    staging: StagingResource,
+    connector: ConnectorResource,
+) -> dg.MaterializeResult:
+    """Intacct vendors (and customers, when configured) changed since the watermark, staged."""
+    store = staging.store
+    calls = CallCounter(intacct.client)
+    counts = UpsertCounts()
+    fetched = inactive = invalid = 0
+    watermarks: dict[str, str] = {}
+    preview: list[dict[str, Any]] = []
+    with rate_limits_as_retries():
+        for source_object in connector.objects():
+            name = watermark_cursor(source_object)
+            stored = _load_position(store.get_cursor(name))
+            after = None if config.full_refresh else stored
+            # Keyset paging on (WHENMODIFIED, RECORDNO): the watermark advances with each
+            # page, in the transaction that stages it, and never moves backwards.
+            position = stored
+            for page in intacct.client.iter_changed(
+                source_object, SOURCE_FIELDS[source_object], after
+            ):
+                rows, bad = [], []
+                for record in page:
+                    try:
+                        rows.append(stage_row(source_object, record))
+                    except InvalidSourceRecord as exc:
+                        bad.append((f"{source_object}:{record.get('RECORDNO')}", str(exc), record))
+                fetched += len(page)
+                inactive += sum(1 for r in rows if not is_active(r["status"]))
+                invalid += len(bad)
+                last = page[-1]
+                page_end = (
+                    last.get("WHENMODIFIED") or last.get("WHENCREATED"),
+                    int(last["RECORDNO"]),
+                )
+                if page_end[0] is not None and (position is None or page_end > position):
+                    position = page_end
+                if config.dry_run:
+                    preview += [
+                        {
+                            "object": r["source_object"],
+                            "id": r["vendor_id"],
+                            "name": r["name"],
+                            "status": r["status"],
+                        }
+                        for r in rows
+                    ]
+                    continue
+                with store.transaction() as conn:
+                    counts += store.upsert_vendors(
+                        rows,
+                        cursor=(name, _dump_position(position)) if position else None,
+                        conn=conn,
+                    )
+                    for key, reason, record in bad:
+                        store.quarantine_add(QUARANTINE_SOURCE, key, reason, record, conn=conn)
+                    store.quarantine_resolve(
+                        QUARANTINE_SOURCE,
+                        [f"{r['source_object']}:{r['record_no']}" for r in rows],
+                        conn=conn,
+                    )
+                for key, reason, _ in bad:
+                    context.log.warning("Intacct record %s quarantined: %s", key, reason)
+            if position is not None:
+                watermarks[source_object] = position[0].isoformat()
+                if not config.dry_run:
+                    # Touch the cursor even when nothing changed: freshness checks read it.
+                    store.set_cursor(name, _dump_position(position))
+    metadata: dict[str, Any] = {
+        "fetched": fetched,
+        "new": counts.new,
+        "changed": counts.changed,
+        "unchanged": counts.unchanged,
+        "inactive": inactive,
+        "invalid": invalid,
+        "watermark": json.dumps(watermarks),
+        "api_calls": calls.calls,
+        "dry_run": config.dry_run,
+    }
+    if config.dry_run:
+        metadata["preview"] = dg.MetadataValue.md(
+            markdown_table(preview, ["object", "id", "name", "status"])
+        )
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(
+    group_name="vendors",
+    deps=[intacct_vendors],
+    pool=settings.ZENDESK_POOL,
+    retry_policy=API_RETRY_POLICY,
+    kinds={"zendesk"},
+)
+def zendesk_organizations(
+    context: dg.AssetExecutionContext,
+    config: SyncRunConfig,
+    zendesk: ZendeskResource,
+    staging: StagingResource,
+    connector: ConnectorResource,
+) -> dg.MaterializeResult:
+    """Zendesk organizations for the staged vendors, matched by external id."""
+    store = staging.store
+    client = zendesk.client
+    calls = CallCounter(client)
+    mapping = connector.mapping()
+    desired = [map_vendor(v, mapping.organization) for v in store.vendors(connector.objects())]
+    links = store.vendor_links()
+    if config.full_refresh:
+        # Rewrite everything (still by organization id where the link is known).
+        links = {key: {**link, "written_hash": None} for key, link in links.items()}
+    with rate_limits_as_retries():
+        lookup = needs_lookup(changed_organizations(desired, links), links)
+        existing = {
+            str(org["external_id"]).lower(): org
+            for org in (client.show_many_organizations(external_ids=lookup) if lookup else [])
+            if org.get("external_id")
+        }
+        plan = plan_organizations(desired, links, existing)
+        preview = [{"action": "create", **p} for p in plan.create] + [
+            {"action": "update", **p} for p in plan.update
+        ]
+        if config.dry_run:
+            return dg.MaterializeResult(
+                metadata={
+                    "would_create": len(plan.create),
+                    "would_update": len(plan.update),
+                    "unchanged": plan.unchanged,
+                    "api_calls": calls.calls,
+                    "dry_run": True,
+                    "preview": dg.MetadataValue.md(
+                        markdown_table(preview, ["action", "external_id", "id", "name", "tags"])
+                    ),
+                }
+            )
+        outcome = _write_organizations(client, plan)
+
+    now = utcnow()
+    link_rows: list[VendorLinkRow] = []
+    with store.transaction() as conn:
+        for external_id, (org_id, error) in outcome.items():
+            org = plan.desired[external_id.lower()]
+            row: VendorLinkRow = {
+                "external_id": external_id,
+                "source_object": org.source_object,
+                "vendor_id": org.vendor_id,
+                "last_error": error,
+            }
+            if error is None:
+                row.update(organization_id=org_id, written_hash=org.hash, written_at=now)
+            elif "RecordNotFound" in error:
+                # The linked organization is gone from Zendesk: look it up (or create it)
+                # again on the next run instead of failing forever.
+                row["organization_id"] = None
+            link_rows.append(row)
+            if error is None:
+                store.quarantine_resolve(QUARANTINE_ORGANIZATION, [external_id], conn=conn)
+            else:
+                store.quarantine_add(
+                    QUARANTINE_ORGANIZATION, external_id, error, org.payload, conn=conn
+                )
+        store.upsert_vendor_links(link_rows, conn=conn)
+    failed = sorted(k for k, (_, err) in outcome.items() if err)
+    for external_id in failed[: settings.PREVIEW_ROWS]:
+        context.log.warning("organization %s not written: %s", external_id, outcome[external_id][1])
+    created = sum(1 for p in plan.create if outcome[p["external_id"]][1] is None)
+    updated = sum(1 for p in plan.update if outcome[p["external_id"]][1] is None)
+    return dg.MaterializeResult(
+        metadata={
+            "created": created,
+            "updated": updated,
+            "unchanged": plan.unchanged,
+            "failed": len(failed),
+            "name_collisions": len(plan.renamed) + outcome_collisions(outcome),
+            "api_calls": calls.calls,
+            "dry_run": False,
+            "preview": dg.MetadataValue.md(
+                markdown_table(preview, ["action", "external_id", "id", "name", "tags"])
+            ),
+        }
+    )
+
+
+def outcome_collisions(outcome: dict[str, tuple[int | None, str | None]]) -> int:
+    return sum(1 for _, err in outcome.values() if err and "DuplicateValue" in err)
+
+
+def _write_organizations(client: Any, plan: Any) -> dict[str, tuple[int | None, str | None]]:
+    """Create and update in bulk; a name already taken in Zendesk by another organization
+    is retried once as "NAME (VENDORID)" (decision 2). Returns, per external id, the
+    organization id and the error (None when written)."""
+    outcome: dict[str, tuple[int | None, str | None]] = {}
+    for method, payloads in (
+        (client.create_many_organizations, plan.create),
+        (client.update_many_organizations, plan.update),
+    ):
+        if not payloads:
+            continue
+        results = method(payloads)
+        retry: list[dict[str, Any]] = []
+        for payload, result in zip(payloads, results, strict=True):
+            if result.ok:
+                outcome[payload["external_id"]] = (result.id or payload.get("id"), None)
+            elif result.duplicate_name:
+                vendor_id = plan.desired[payload["external_id"].lower()].vendor_id
+                renamed = collision_name(
+                    plan.desired[payload["external_id"].lower()].payload["name"], vendor_id
+                )
+                if payload["name"] != renamed:
+                    retry.append({**payload, "name": renamed})
+                else:
+                    outcome[payload["external_id"]] = (None, _describe(result))
+            else:
+                outcome[payload["external_id"]] = (None, _describe(result))
+        if retry:
+            for payload, result in zip(retry, method(retry), strict=True):
+                outcome[payload["external_id"]] = (
+                    (result.id or payload.get("id"), None)
+                    if result.ok
+                    else (None, _describe(result))
+                )
+    return outcome
+
+
+def _describe(result: Any) -> str:
+    parts = [p for p in (result.error, result.details) if p]
+    return ": ".join(str(p) for p in parts) or "unknown failure"
