@@ -71,6 +71,7 @@ _ID_FIELDS = (
 _DETAIL_RENAMES = {"form_id": "ticket_form_id", "custom_status": "custom_status_id"}
 _TIMESTAMP_FIELDS = ("created_at", "updated_at", "due_at")
 _NULLABLE_TEXT_FIELDS = ("external_id",)
+_MAX_ID = 2**63 - 1  # the ledger's BIGINT
 _TIMESTAMP_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?"
     r"(Z|[+-]\d{2}:?\d{2})?$"
@@ -226,14 +227,14 @@ def _parse_event_envelope(data: dict[str, Any]) -> WebhookEvent:
         complete=ticket_id is not None and is_complete(ticket),
         raw=data,
         source=SOURCE_EVENT,
-        account_id=_to_id(data.get("account_id")),
+        account_id=_id_or_none(data.get("account_id")),
         details=details if isinstance(details, dict) else {},
     )
 
 
 def _parse_trigger_template(data: dict[str, Any]) -> WebhookEvent:
     version = data.get(TEMPLATE_MARKER)
-    if _to_id(version) != TEMPLATE_VERSION:
+    if _id_or_none(version) != TEMPLATE_VERSION:
         raise WebhookPayloadError(
             f'unsupported "{TEMPLATE_MARKER}" template version {version!r} '
             f"(this receiver reads version {TEMPLATE_VERSION})"
@@ -259,7 +260,7 @@ def _parse_trigger_template(data: dict[str, Any]) -> WebhookEvent:
         complete=is_complete(ticket),
         raw=data,
         source=SOURCE_TRIGGER,
-        account_id=_to_id(data.get("account_id")),
+        account_id=_id_or_none(data.get("account_id")),
     )
 
 
@@ -279,17 +280,26 @@ class _Unreadable(Exception):
 
 
 def _to_id(value: Any) -> int | None:
+    """A Zendesk id: a positive 64-bit integer, given as a number or a decimal string."""
     if value is None or isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value or None
     if isinstance(value, str):
         text = value.strip()
         if text == "" or text.lower() in ("null", "none"):
             return None
-        if text.isdigit():
-            return int(text) or None
+        if not (text.isascii() and text.isdigit()):
+            raise _Unreadable
+        value = int(text)
+    if isinstance(value, int) and 0 <= value <= _MAX_ID:
+        return value or None
     raise _Unreadable
+
+
+def _id_or_none(value: Any) -> int | None:
+    try:
+        return _to_id(value)
+    except _Unreadable:
+        return None
 
 
 def _enum(value: Any, known: Mapping[str, str]) -> str:
@@ -331,10 +341,7 @@ def _boolean(value: Any) -> bool:
 
 def _subject_ticket_id(subject: Any) -> int | None:
     if isinstance(subject, str) and subject.startswith(TICKET_SUBJECT_PREFIX):
-        try:
-            return _to_id(subject[len(TICKET_SUBJECT_PREFIX) :])
-        except _Unreadable:
-            return None
+        return _id_or_none(subject[len(TICKET_SUBJECT_PREFIX) :])
     return None
 
 
