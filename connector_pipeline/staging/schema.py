@@ -104,6 +104,9 @@ webhook_inbox = Table(
     Column("body", LargeBinary, nullable=False),
     Column("received_at", UTCDateTime, nullable=False),
     Column("claimed_at", UTCDateTime, nullable=True),
+    # Set by each claim from its own lease, so a claimer with a short lease cannot take
+    # rows that another claimer holds under a longer one.
+    Column("lease_expires_at", UTCDateTime, nullable=True),
     Column("claim_token", String(64), nullable=True),
     Column("processed_at", UTCDateTime, nullable=True),
     Column("attempts", Integer, nullable=False, default=0),

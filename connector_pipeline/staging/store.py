@@ -499,6 +499,49 @@ class StagingStore:
         with self._read(conn) as c:
             return {r.ticket_id: dict(r._mapping) for r in c.execute(query)}
 
+    def tickets_to_load(
+        self, *, full: bool = False, conn: Connection | None = None
+    ) -> list[dict[str, Any]]:
+        """Staged tickets an Intacct load must consider: never written, failed, or staged
+        again since they were last written. `full` returns every staged ticket."""
+        t, link = zendesk_tickets, ticket_record_links
+        query = (
+            select(t)
+            .select_from(t.outerjoin(link, link.c.ticket_id == t.c.ticket_id))
+            .order_by(t.c.ticket_id)
+        )
+        if not full:
+            query = query.where(
+                or_(
+                    link.c.ticket_id.is_(None),
+                    link.c.written_at.is_(None),
+                    link.c.written_hash.is_(None),
+                    t.c.staged_at > link.c.written_at,
+                )
+            )
+        with self._read(conn) as c:
+            return [dict(r._mapping) for r in c.execute(query)]
+
+    def vendors_by_organization(
+        self, conn: Connection | None = None
+    ) -> dict[int, tuple[str, str, int]]:
+        """organization id -> (source_object, vendor_id, RECORDNO) for every linked
+        organization whose Intacct record is staged."""
+        v, link = intacct_vendors, vendor_org_links
+        query = (
+            select(link.c.organization_id, v.c.source_object, v.c.vendor_id, v.c.record_no)
+            .join(
+                v,
+                and_(v.c.source_object == link.c.source_object, v.c.vendor_id == link.c.vendor_id),
+            )
+            .where(link.c.organization_id.is_not(None))
+        )
+        with self._read(conn) as c:
+            return {
+                int(r.organization_id): (r.source_object, r.vendor_id, int(r.record_no))
+                for r in c.execute(query)
+            }
+
     def _upsert_links(
         self, table: Table, key: str, rows: list[dict[str, Any]], conn: Connection | None
     ) -> int:
@@ -586,13 +629,14 @@ class StagingStore:
     ) -> list[InboxRow]:
         """Claim up to `limit` unprocessed rows, oldest first. Concurrent claimers never get
         the same row (SKIP LOCKED on Postgres, BEGIN IMMEDIATE on SQLite); a claim that is
-        not marked processed within the lease becomes claimable again."""
+        not marked processed within its own lease (`lease_seconds`, recorded with the claim)
+        becomes claimable again."""
         now = utcnow()
         token = uuid.uuid4().hex
         w = webhook_inbox
         pending = select(w.c.id).where(
             w.c.processed_at.is_(None),
-            or_(w.c.claimed_at.is_(None), w.c.claimed_at < now - timedelta(seconds=lease_seconds)),
+            or_(w.c.claimed_at.is_(None), w.c.lease_expires_at <= now),
         )
         if max_id is not None:
             pending = pending.where(w.c.id <= max_id)
@@ -600,7 +644,12 @@ class StagingStore:
         stmt = (
             update(w)
             .where(w.c.id.in_(pending.scalar_subquery()))
-            .values(claimed_at=now, claim_token=token, attempts=w.c.attempts + 1)
+            .values(
+                claimed_at=now,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                claim_token=token,
+                attempts=w.c.attempts + 1,
+            )
             .returning(*w.c)
         )
         with self._write(None) as c:
@@ -643,7 +692,9 @@ class StagingStore:
             c.execute(
                 update(w)
                 .where(w.c.id.in_(list(ids)))
-                .values(claimed_at=None, claim_token=None, error=error[:2000])
+                .values(
+                    claimed_at=None, lease_expires_at=None, claim_token=None, error=error[:2000]
+                )
             )
 
     def inbox_stats(self) -> dict[str, int]:
