@@ -1,0 +1,160 @@
+"""Vendor -> organization mapping and planning, without any I/O."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from connector_pipeline.sync.mapping import ConnectorMapping, default_mapping_text
+from connector_pipeline.sync.vendors import (
+    InvalidSourceRecord,
+    OrganizationMapping,
+    changed_organizations,
+    disambiguate_names,
+    map_vendor,
+    needs_lookup,
+    parse_source_objects,
+    plan_organizations,
+    stage_row,
+)
+
+WHEN = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def record(**over):
+    base = {
+        "RECORDNO": "17",
+        "VENDORID": "V00017",
+        "NAME": "Acme Supplies",
+        "STATUS": "active",
+        "WHENMODIFIED": WHEN,
+        "TERMNAME": "Net 30",
+        "TOTALDUE": "1250.50",
+        "ONHOLD": "false",
+        "DISPLAYCONTACT": {
+            "EMAIL1": "ap@Acme.example.com",
+            "PHONE1": "+1 555 0100",
+            "MAILADDRESS": {
+                "ADDRESS1": "1 Main St",
+                "CITY": "Springfield",
+                "STATE": "IL",
+                "ZIP": "62701",
+            },
+        },
+    }
+    base.update(over)
+    return base
+
+
+def staged(**over):
+    return dict(stage_row("VENDOR", record(**over)))
+
+
+@pytest.fixture
+def mapping() -> OrganizationMapping:
+    return ConnectorMapping.from_yaml(default_mapping_text()).organization
+
+
+def test_stage_row_normalizes_and_hashes():
+    row = stage_row("VENDOR", record())
+    assert row["record_no"] == 17 and row["vendor_id"] == "V00017"
+    assert row["status"] == "active" and row["when_modified"] == WHEN
+    assert row["raw"]["WHENMODIFIED"] == WHEN.isoformat()  # JSON-safe
+    assert row["content_hash"] == stage_row("VENDOR", record())["content_hash"]
+    assert row["content_hash"] != stage_row("VENDOR", record(NAME="Other"))["content_hash"]
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        ({"VENDORID": " "}, "VENDORID is empty"),
+        ({"NAME": None}, "NAME is empty"),
+        ({"RECORDNO": "x"}, "RECORDNO"),
+        ({"WHENMODIFIED": "yesterday"}, "WHENMODIFIED"),
+    ],
+)
+def test_malformed_vendor_is_refused_with_reason(over, message):
+    with pytest.raises(InvalidSourceRecord, match=message):
+        stage_row("VENDOR", record(**over))
+
+
+def test_default_mapping_fills_every_organization_field(mapping):
+    org = map_vendor(staged(), mapping)
+    assert org.external_id == "V00017"
+    p = org.payload
+    assert p["name"] == "Acme Supplies"
+    assert p["details"].splitlines() == [
+        "1 Main St",
+        "Springfield IL 62701",
+        "+1 555 0100",
+        "ap@Acme.example.com",
+    ]
+    assert "Payment terms: Net 30" in p["notes"] and "Total due: 1250.50" in p["notes"]
+    assert p["tags"] == ["intacct-vendor"]
+    assert p["domain_names"] == ["acme.example.com"]
+    assert "TAXID" not in str(p)
+
+
+def test_dotted_fields_are_read_flat_or_nested(mapping):
+    flat = staged(DISPLAYCONTACT=None, **{"DISPLAYCONTACT.EMAIL1": "x@flat.example.org"})
+    assert map_vendor(flat, mapping).payload["domain_names"] == ["flat.example.org"]
+
+
+def test_inactive_vendor_gets_the_inactive_tag(mapping):
+    org = map_vendor(staged(STATUS="inactive"), mapping)
+    assert not org.active
+    assert "intacct-inactive" in org.payload["tags"]
+
+
+def test_custom_mapping_file():
+    m = ConnectorMapping.from_yaml(
+        """
+organization:
+  external_id_prefix: "intacct-"
+  name: "{NAME} [{ID}]"
+  organization_fields: {vendor_terms: "{TERMNAME}"}
+  inactive_tag: gone
+"""
+    ).organization
+    org = map_vendor(staged(), m)
+    assert org.external_id == "intacct-V00017"
+    assert org.payload["name"] == "Acme Supplies [V00017]"
+    assert org.payload["organization_fields"] == {"vendor_terms": "Net 30"}
+
+
+def test_mapping_file_errors_are_clear():
+    with pytest.raises(ValueError, match="unknown keys under organization: colour"):
+        ConnectorMapping.from_yaml("organization: {colour: red}")
+    with pytest.raises(ValueError, match="unknown sections"):
+        ConnectorMapping.from_yaml("vendors: {}")
+
+
+def test_source_objects():
+    assert parse_source_objects("vendor, CUSTOMER,vendor") == ("VENDOR", "CUSTOMER")
+    with pytest.raises(ValueError):
+        parse_source_objects("BILL")
+
+
+def test_name_collisions_are_disambiguated_deterministically(mapping):
+    a = map_vendor(staged(RECORDNO="5", VENDORID="V5", NAME="Same Co"), mapping)
+    b = map_vendor(staged(RECORDNO="9", VENDORID="V9", NAME=" same  co "), mapping)
+    c = map_vendor(staged(RECORDNO="7", VENDORID="V7", NAME="Other"), mapping)
+    assert disambiguate_names([b, c, a]) == {"V9": "same co (V9)"}
+
+
+def test_plan_skips_unchanged_updates_linked_and_looks_up_the_rest(mapping):
+    same = map_vendor(staged(RECORDNO="1", VENDORID="V1", NAME="One"), mapping)
+    changed = map_vendor(staged(RECORDNO="2", VENDORID="V2", NAME="Two"), mapping)
+    fresh = map_vendor(staged(RECORDNO="3", VENDORID="V3", NAME="Three"), mapping)
+    crashed = map_vendor(staged(RECORDNO="4", VENDORID="V4", NAME="Four"), mapping)
+    links = {
+        "v1": {"organization_id": 101, "written_hash": same.hash},
+        "v2": {"organization_id": 102, "written_hash": "old"},
+    }
+    desired = [same, changed, fresh, crashed]
+    assert [o.external_id for o in changed_organizations(desired, links)] == ["V2", "V3", "V4"]
+    assert needs_lookup(changed_organizations(desired, links), links) == ["V3", "V4"]
+    # V4 was created by a run that crashed before recording the link.
+    plan = plan_organizations(desired, links, {"v4": {"id": 104, "external_id": "v4"}})
+    assert plan.unchanged == 1
+    assert [p["external_id"] for p in plan.create] == ["V3"]
+    assert sorted((p["external_id"], p["id"]) for p in plan.update) == [("V2", 102), ("V4", 104)]
