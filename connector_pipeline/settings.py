@@ -54,6 +54,41 @@ def staging_database_url() -> str:
 # --- Intacct client and sandbox (owned by the Intacct layer) ---
 
 # --- Zendesk client and sandbox (owned by the Zendesk layer) ---
+ZENDESK_API_PREFIX = "/api/v2"
+ZENDESK_TIMEOUT_S = 30.0
+ZENDESK_RETRY_BUDGET_S = 120.0  # longer waits surface as ZendeskRateLimited for Dagster
+ZENDESK_DEFAULT_RETRY_AFTER_S = 60.0  # a 429 without Retry-After: wait out a full window
+ZENDESK_BACKOFF_INITIAL_S = 0.5
+ZENDESK_BACKOFF_MAX_S = 30.0
+ZENDESK_BACKOFF_JITTER_S = 0.5
+ZENDESK_LOW_REMAINING_FRACTION = 0.1  # below this share of the limit, pace requests
+ZENDESK_MAX_PACE_SLEEP_S = 5.0
+ZENDESK_MAX_BATCH = 100  # show_many / create_many / update_many / destroy_many
+ZENDESK_MAX_JOBS_IN_FLIGHT = 30
+ZENDESK_JOB_POLL_INITIAL_S = 1.0
+ZENDESK_JOB_POLL_MAX_S = 10.0
+ZENDESK_JOB_POLL_FACTOR = 1.5
+ZENDESK_JOB_TIMEOUT_S = 1800.0
+ZENDESK_PAGE_SIZE = 100
+ZENDESK_EXPORT_PER_PAGE = 1000
+ZENDESK_INCREMENTAL_LIMIT_PER_MINUTE = 10
+ZENDESK_RATE_WINDOW_S = 60.0
+ZENDESK_PLAN_LIMITS = {
+    "team": 200,
+    "growth": 400,
+    "professional": 400,
+    "enterprise": 700,
+    "enterprise_plus": 2500,
+}
+ZENDESK_OAUTH_AUTHORIZE_PATH = "/oauth/authorizations/new"
+ZENDESK_OAUTH_TOKEN_PATH = "/oauth/tokens"
+ZENDESK_OAUTH_CODE_TTL_S = 120.0
+ZENDESK_OAUTH_DEFAULT_SCOPE = "read write"
+ZENDESK_WEBHOOK_MAX_ATTEMPTS = 5
+ZENDESK_WEBHOOK_RETRY_BASE_S = 0.5
+ZENDESK_WEBHOOK_TIMEOUT_S = 10.0
+ZENDESK_EVENT_VERSION = "2022-06-20"
+
 
 # --- webhook receiver ---
 WEBHOOK_PATH = "/webhooks/zendesk"

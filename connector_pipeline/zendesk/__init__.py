@@ -1,0 +1,35 @@
+"""Zendesk Support API client (no Dagster here): auth, retries, organizations, bulk jobs,
+incremental ticket export, webhook signatures."""
+
+from connector_pipeline.zendesk.client import TicketExportPage, ZendeskClient, parse_export_page
+from connector_pipeline.zendesk.errors import (
+    ZendeskAuthError,
+    ZendeskConflict,
+    ZendeskError,
+    ZendeskInvalid,
+    ZendeskNotFound,
+    ZendeskRateLimited,
+    ZendeskServerError,
+    ZendeskTooManyJobs,
+    ZendeskTransportError,
+    parse_error,
+)
+from connector_pipeline.zendesk.jobs import BulkItemResult, JobStatus
+
+__all__ = [
+    "BulkItemResult",
+    "JobStatus",
+    "TicketExportPage",
+    "ZendeskAuthError",
+    "ZendeskClient",
+    "ZendeskConflict",
+    "ZendeskError",
+    "ZendeskInvalid",
+    "ZendeskNotFound",
+    "ZendeskRateLimited",
+    "ZendeskServerError",
+    "ZendeskTooManyJobs",
+    "ZendeskTransportError",
+    "parse_error",
+    "parse_export_page",
+]
