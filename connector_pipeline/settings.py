@@ -52,6 +52,72 @@ def staging_database_url() -> str:
     return f"sqlite:///{ml_connector_home() / STAGING_SQLITE_FILENAME}"
 
 # --- Intacct client and sandbox (owned by the Intacct layer) ---
+# Protocol limits documented by Sage (reference/intacct-api.md, section 6).
+INTACCT_QUERY_MAX_PAGESIZE = 2_000
+INTACCT_READBYQUERY_MAX_PAGESIZE = 1_000
+INTACCT_MAX_RECORDS_PER_WRITE = 100
+INTACCT_MAX_KEYS_PER_READ = 100
+INTACCT_MAX_IN_VALUES = 1_000
+INTACCT_DTD_VERSION = "3.0"
+INTACCT_ENDPOINT_HOST_SUFFIX = ".intacct.com"
+INTACCT_CONTENT_TYPE = "application/xml"
+# Responses larger than this are refused rather than parsed (a 2,000-record page is ~5 MiB).
+INTACCT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+# Session reuse: the earlier of `sessiontimeout - margin` and a fixed age (DESIGN.md, 5).
+INTACCT_SESSION_RENEW_MARGIN_S = 300.0
+INTACCT_SESSION_MAX_AGE_S = 50 * 60.0
+# Transport and retry budget (the SDKs use 30-300 s timeouts; we stay well under Dagster's).
+INTACCT_TIMEOUT_S = 120.0
+INTACCT_RETRY_BUDGET_S = 120.0
+INTACCT_MAX_ATTEMPTS = 6
+INTACCT_BACKOFF_BASE_S = 0.5
+INTACCT_BACKOFF_MAX_S = 30.0
+# The gateway allows one API request at a time per company at the standard level of service.
+INTACCT_MAX_CONCURRENT_REQUESTS = 1
+INTACCT_USER_AGENT = "ml-connector/0.1 (+intacct-xml)"
+# Platform custom object holding Zendesk tickets. RVENDOR carries the related VENDOR's
+# RECORDNO (UNCONFIRMED in the reference: see connector_pipeline/sandbox/intacct_data.py).
+INTACCT_TICKET_OBJECT = "zendesk_ticket"
+INTACCT_TICKET_KEY_FIELD = "id"
+INTACCT_TICKET_VENDOR_FIELD = "RVENDOR"
+INTACCT_TICKET_FIELDS = (
+    "name",
+    "ticket_id",
+    "subject",
+    "status",
+    "priority",
+    "ticket_type",
+    "requester_id",
+    "organization_id",
+    "zendesk_created_at",
+    "zendesk_updated_at",
+    "RVENDOR",
+)
+# VENDOR fields the connector reads with `query` (nested fields use the dot operator).
+INTACCT_VENDOR_FIELDS = (
+    "RECORDNO",
+    "VENDORID",
+    "NAME",
+    "STATUS",
+    "DISPLAYCONTACT.EMAIL1",
+    "DISPLAYCONTACT.PHONE1",
+    "DISPLAYCONTACT.MAILADDRESS.ADDRESS1",
+    "DISPLAYCONTACT.MAILADDRESS.CITY",
+    "DISPLAYCONTACT.MAILADDRESS.STATE",
+    "DISPLAYCONTACT.MAILADDRESS.ZIP",
+    "DISPLAYCONTACT.MAILADDRESS.COUNTRY",
+    "TERMNAME",
+    "TOTALDUE",
+    "ONHOLD",
+    "WHENCREATED",
+    "WHENMODIFIED",
+)
+# Sandbox gateway defaults.
+INTACCT_SANDBOX_PATH = "/ia/xml/xmlgw.phtml"
+INTACCT_SANDBOX_SESSION_TIMEOUT_S = 3_600.0
+INTACCT_SANDBOX_GMT_OFFSET = "-08:00"
+INTACCT_SANDBOX_RESULT_ID_TTL_S = 600.0
+
 
 # --- Zendesk client and sandbox (owned by the Zendesk layer) ---
 ZENDESK_API_PREFIX = "/api/v2"

@@ -1,0 +1,708 @@
+"""IntacctClient: sessions, transport, retries, paging and writes for the XML gateway.
+
+One client is shared by threads. It holds one API session at a time (getAPISession
+once, then the returned endpoint with the session id), keeps at most
+`max_concurrent_requests` requests in flight (the gateway allows one per company), and
+retries transient failures with tenacity inside a total time budget. Writes are never
+resent when their outcome is unknown: `IntacctWriteOutcomeUnknown` tells the caller to
+look up what exists first.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import os
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import httpx
+from lxml import etree
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_random_exponential,
+)
+
+from connector_pipeline import settings
+from connector_pipeline.intacct import functions as fn
+from connector_pipeline.intacct.errors import (
+    IntacctError,
+    IntacctMalformedResponse,
+    IntacctRateLimited,
+    IntacctResponseError,
+    IntacctSessionInvalid,
+    IntacctTransientError,
+    IntacctWriteOutcomeUnknown,
+)
+from connector_pipeline.intacct.filters import Filter, and_, eq, gt, in_, lt, or_
+from connector_pipeline.intacct.results import (
+    QueryPage,
+    WriteResult,
+    key_field_for,
+    map_write_results,
+)
+from connector_pipeline.intacct.session import Session, check_endpoint
+from connector_pipeline.intacct.timefmt import UserFormatting, format_value
+from connector_pipeline.intacct.xml import (
+    Function,
+    IntacctResponse,
+    IntacctResult,
+    Login,
+    build_request,
+    parse_response,
+    redact_xml,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Order = tuple[str, bool]
+Cursor = tuple[datetime, int]
+
+TIMESTAMP_FIELDS = ("WHENMODIFIED", "WHENCREATED")
+WRITE_FUNCTIONS = frozenset({"create", "update", "delete"})
+# Statuses that mean the gateway did not take the request, so even a write may be resent.
+_NOT_PROCESSED_STATUSES = frozenset({429, 503})
+_RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504, 524})
+_LOG_BODY_CHARS = 4_000
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class _Backoff:
+    """Honour Retry-After when the gateway sends one; otherwise exponential, full jitter."""
+
+    def __init__(self, base_s: float, cap_s: float) -> None:
+        self._jitter = wait_random_exponential(multiplier=base_s, max=cap_s)
+
+    def __call__(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, IntacctRateLimited) and exc.retry_after is not None:
+            return exc.retry_after
+        return float(self._jitter(state))
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return (
+        isinstance(exc, IntacctError)
+        and exc.retryable
+        and not isinstance(exc, IntacctWriteOutcomeUnknown)
+    )
+
+
+class IntacctClient:
+    """A thread-safe client for the Sage Intacct XML gateway (see module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        sender_id: str,
+        sender_password: str,
+        company_id: str,
+        user_id: str,
+        user_password: str,
+        entity_id: str | None = None,
+        endpoint_url: str = settings.DEFAULT_INTACCT_ENDPOINT_URL,
+        allow_custom_endpoint: bool = False,
+        timeout_s: float = settings.INTACCT_TIMEOUT_S,
+        retry_budget_s: float = settings.INTACCT_RETRY_BUDGET_S,
+        max_attempts: int = settings.INTACCT_MAX_ATTEMPTS,
+        backoff_base_s: float = settings.INTACCT_BACKOFF_BASE_S,
+        backoff_max_s: float = settings.INTACCT_BACKOFF_MAX_S,
+        session_margin_s: float = settings.INTACCT_SESSION_RENEW_MARGIN_S,
+        session_max_age_s: float = settings.INTACCT_SESSION_MAX_AGE_S,
+        max_concurrent_requests: int = settings.INTACCT_MAX_CONCURRENT_REQUESTS,
+        user_formatting: UserFormatting | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._allow_custom = allow_custom_endpoint
+        self._endpoint_url = check_endpoint(endpoint_url, allow_custom=allow_custom_endpoint)
+        self._sender_id = sender_id
+        self._sender_password = sender_password
+        self._login = Login(user_id, company_id, user_password, entity_id)
+        self._entity_id = entity_id
+        self._retry_budget_s = retry_budget_s
+        self._max_attempts = max_attempts
+        self._backoff = _Backoff(backoff_base_s, backoff_max_s)
+        self._session_margin_s = session_margin_s
+        self._session_max_age_s = session_max_age_s
+        self._fixed_formatting = user_formatting
+        self._formatting: UserFormatting | None = user_formatting
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 15.0)),
+            headers={
+                "Content-Type": settings.INTACCT_CONTENT_TYPE,
+                "Accept-Encoding": "gzip, deflate",
+                "User-Agent": settings.INTACCT_USER_AGENT,
+            },
+            transport=transport,
+        )
+        self._in_flight = threading.BoundedSemaphore(max(1, max_concurrent_requests))
+        self._session_lock = threading.RLock()
+        self._session: Session | None = None
+        self._stats_lock = threading.Lock()
+        self._http_calls = 0
+        self._sessions_opened = 0
+        self._by_function: Counter[str] = Counter()
+        self._secrets = [s for s in (sender_password, user_password) if s]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides: Any) -> IntacctClient:
+        """Build from the INTACCT_* variables (DESIGN.md, "Names other code relies on")."""
+        required = {
+            "sender_id": settings.ENV_INTACCT_SENDER_ID,
+            "sender_password": settings.ENV_INTACCT_SENDER_PASSWORD,
+            "company_id": settings.ENV_INTACCT_COMPANY_ID,
+            "user_id": settings.ENV_INTACCT_USER_ID,
+            "user_password": settings.ENV_INTACCT_USER_PASSWORD,
+        }
+        missing = [name for name in required.values() if not environ.get(name)]
+        if missing:
+            raise ValueError(f"missing environment variables: {', '.join(missing)}")
+        kwargs: dict[str, Any] = {key: environ[name] for key, name in required.items()}
+        kwargs["entity_id"] = environ.get(settings.ENV_INTACCT_ENTITY_ID) or None
+        kwargs["endpoint_url"] = (
+            environ.get(settings.ENV_INTACCT_ENDPOINT_URL) or settings.DEFAULT_INTACCT_ENDPOINT_URL
+        )
+        kwargs["allow_custom_endpoint"] = _truthy(
+            environ.get(settings.ENV_INTACCT_ALLOW_CUSTOM_ENDPOINT)
+        )
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    @property
+    def http_calls(self) -> int:
+        """HTTP requests made so far, getAPISession and failed attempts included."""
+        with self._stats_lock:
+            return self._http_calls
+
+    @property
+    def sessions_opened(self) -> int:
+        with self._stats_lock:
+            return self._sessions_opened
+
+    def calls_by_function(self) -> dict[str, int]:
+        with self._stats_lock:
+            return dict(self._by_function)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> IntacctClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ transport
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _post(self, url: str, body: bytes, names: Sequence[str], *, write: bool) -> httpx.Response:
+        """One HTTP POST, with transport failures mapped onto the exception tree."""
+        with self._stats_lock:
+            self._http_calls += 1
+            self._by_function.update(names)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("intacct request %s: %s", names, redact_xml(body)[:_LOG_BODY_CHARS])
+        started = time.perf_counter()
+        with self._in_flight:
+            try:
+                response = self._http.post(url, content=body)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                # Nothing reached the gateway: safe to retry, writes included.
+                raise IntacctTransientError(
+                    f"cannot connect to Intacct: {type(exc).__name__}"
+                ) from None
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                what = f"{type(exc).__name__} waiting for Intacct's answer to {', '.join(names)}"
+                if write:
+                    raise IntacctWriteOutcomeUnknown(what) from None
+                raise IntacctTransientError(what) from None
+        elapsed = time.perf_counter() - started
+        log.info("intacct %s -> HTTP %s in %.3fs", ",".join(names), response.status_code, elapsed)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("intacct response: %s", redact_xml(response.content)[:_LOG_BODY_CHARS])
+        return response
+
+    def _interpret(self, response: httpx.Response, *, write: bool) -> IntacctResponse:
+        status = response.status_code
+        content_type = response.headers.get("content-type", "").lower()
+        unknown = write and status not in _NOT_PROCESSED_STATUSES
+        if status == 429:
+            retry_after = _retry_after_seconds(response.headers.get("retry-after"))
+            errors = []
+            if "xml" in content_type:
+                try:
+                    parse_response(response.content, http_status=status)
+                except IntacctError as exc:
+                    errors = exc.errors
+            raise IntacctRateLimited(
+                "Intacct rate limit (HTTP 429)", errors, retry_after=retry_after, http_status=429
+            )
+        if status != 200 and "xml" not in content_type:
+            message = f"Intacct answered HTTP {status} ({content_type or 'no content type'})"
+            if unknown and status >= 500:
+                raise IntacctWriteOutcomeUnknown(message, http_status=status)
+            if status in _RETRYABLE_STATUSES or status >= 500:
+                raise IntacctTransientError(message, http_status=status)
+            raise IntacctResponseError(message, http_status=status)
+        try:
+            parsed = parse_response(response.content, http_status=status)
+        except IntacctMalformedResponse as exc:
+            if write:
+                raise IntacctWriteOutcomeUnknown(
+                    f"unreadable answer to a write: {exc.message}", http_status=status
+                ) from None
+            raise
+        if status != 200:
+            # An XML body that reports success on an error status: trust the status.
+            if unknown:
+                raise IntacctWriteOutcomeUnknown(f"HTTP {status} with an XML body")
+            raise IntacctTransientError(f"HTTP {status} with an XML body", http_status=status)
+        return parsed
+
+    def _request(
+        self, url: str, functions: Sequence[Function], *, login: bool, session: Session | None
+    ) -> IntacctResponse:
+        body = build_request(
+            sender_id=self._sender_id,
+            sender_password=self._sender_password,
+            control_id=uuid.uuid4().hex,
+            functions=functions,
+            session_id=None if login else session.session_id if session else None,
+            login=self._login if login else None,
+        )
+        names = [f.name for f in functions]
+        write = any(name in WRITE_FUNCTIONS for name in names)
+        return self._interpret(self._post(url, body, names, write=write), write=write)
+
+    # ------------------------------------------------------------------ sessions
+
+    def _open_session(self) -> Session:
+        control_id = uuid.uuid4().hex
+        response = self._request(
+            self._endpoint_url,
+            [Function(control_id, fn.get_api_session(self._entity_id))],
+            login=True,
+            session=None,
+        )
+        result = response.result_for(control_id)
+        result.raise_for_status()
+        api = result.records[0] if result.records else {}
+        session_id = str(api.get("sessionid", "")).strip()
+        if not session_id:
+            raise IntacctResponseError("getAPISession returned no session id")
+        endpoint = str(api.get("endpoint", "")).strip() or self._endpoint_url
+        endpoint = check_endpoint(endpoint, allow_custom=self._allow_custom)
+        session = Session(session_id, endpoint, str(api.get("locationid", "") or ""))
+        if response.authentication is not None:
+            session.observe_timeout(response.authentication.session_timeout)
+        self._secrets.append(session_id)
+        with self._stats_lock:
+            self._sessions_opened += 1
+        session.formatting = self._fixed_formatting or self._read_user_formatting(session)
+        self._formatting = session.formatting
+        log.info("intacct session opened (endpoint %s)", endpoint)
+        return session
+
+    def _read_user_formatting(self, session: Session) -> UserFormatting:
+        control_id = uuid.uuid4().hex
+        response = self._request(
+            session.endpoint,
+            [Function(control_id, fn.read_user_formatting())],
+            login=False,
+            session=session,
+        )
+        if response.authentication is not None:
+            session.observe_timeout(response.authentication.session_timeout)
+        result = response.result_for(control_id)
+        result.raise_for_status()
+        return UserFormatting.from_record(result.records[0] if result.records else {})
+
+    def _current_session(self) -> Session:
+        with self._session_lock:
+            session = self._session
+            if session is None or not session.usable(
+                margin_s=self._session_margin_s, max_age_s=self._session_max_age_s
+            ):
+                session = self._session = self._open_session()
+            return session
+
+    def _drop_session(self, session: Session) -> None:
+        with self._session_lock:
+            if self._session is session:
+                self._session = None
+
+    @property
+    def formatting(self) -> UserFormatting:
+        """The API user's date format and time zone (opens a session if needed)."""
+        if self._formatting is None:
+            self.execute(lambda _f: [fn.read_user_formatting()])
+        assert self._formatting is not None
+        return self._formatting
+
+    # ------------------------------------------------------------------ execution
+
+    def _attempt(self, build: Callable[[Session], Sequence[Function]]) -> list[IntacctResult]:
+        session = self._current_session()
+        for replay in (False, True):
+            functions = build(session)
+            try:
+                response = self._request(session.endpoint, functions, login=False, session=session)
+            except IntacctSessionInvalid:
+                # The gateway refused the session before running anything: renew, replay once.
+                self._drop_session(session)
+                if replay:
+                    raise
+                log.info("intacct session invalid; renewing and replaying once")
+                session = self._current_session()
+                continue
+            if response.authentication is not None:
+                session.observe_timeout(response.authentication.session_timeout)
+            by_id = {r.control_id: r for r in response.results}
+            return [by_id.get(f.control_id) or response.result_for(f.control_id) for f in functions]
+        raise AssertionError("unreachable")
+
+    def execute(
+        self, build: Callable[[UserFormatting], Sequence[etree._Element]]
+    ) -> list[IntacctResult]:
+        """Run functions in one request with retries; `build` gets the user's formatting so
+        filter values can be written in the user's zone. Results come back in order,
+        failures included (nothing is raised for a failed function)."""
+
+        def make(session: Session) -> list[Function]:
+            formatting = session.formatting or UserFormatting()
+            return [Function(uuid.uuid4().hex, body) for body in build(formatting)]
+
+        retrying = Retrying(
+            retry=retry_if_exception(_is_retryable),
+            stop=stop_after_attempt(self._max_attempts) | stop_before_delay(self._retry_budget_s),
+            wait=self._backoff,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        try:
+            return retrying(self._attempt, make)
+        except IntacctError as exc:
+            exc.args = (self._scrub(str(exc)),)
+            exc.message = self._scrub(exc.message)
+            raise
+
+    @staticmethod
+    def _log_retry(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "intacct attempt %d failed (%s); retrying in %.2fs",
+            state.attempt_number,
+            type(exc).__name__,
+            wait,
+        )
+
+    def _call(self, build: Callable[[UserFormatting], etree._Element]) -> IntacctResult:
+        (result,) = self.execute(lambda formatting: [build(formatting)])
+        if result.ok:
+            return result
+        try:
+            result.raise_for_status()
+        except IntacctError as exc:
+            exc.args = (self._scrub(str(exc)),)
+            raise
+        return result
+
+    def _call_element(self, body: etree._Element) -> IntacctResult:
+        """`_call` for a body that does not depend on the user's formatting."""
+        return self._call(lambda _formatting: body)
+
+    # ------------------------------------------------------------------ records
+
+    def _convert(self, record: dict[str, Any], formatting: UserFormatting) -> dict[str, Any]:
+        out = dict(record)
+        for name in TIMESTAMP_FIELDS:
+            value = out.get(name)
+            if isinstance(value, str):
+                out[name] = formatting.parse_timestamp(value) if value.strip() else None
+        recordno = out.get("RECORDNO")
+        if isinstance(recordno, str) and recordno.strip().lstrip("-").isdigit():
+            out["RECORDNO"] = int(recordno)
+        return out
+
+    def _converted(self, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        formatting = self.formatting
+        return [self._convert(r, formatting) for r in records]
+
+    # ------------------------------------------------------------------ reading
+
+    def query(
+        self,
+        object_name: str,
+        fields: Sequence[str],
+        filter: Filter | None = None,
+        orderby: Sequence[Order] | None = None,
+        page_size: int = settings.INTACCT_QUERY_MAX_PAGESIZE,
+        offset: int = 0,
+    ) -> QueryPage:
+        """One page of the `query` function. Datetime filter values are written in the user's
+        zone; WHENMODIFIED/WHENCREATED come back as aware UTC datetimes, RECORDNO as int."""
+        if not 1 <= page_size <= settings.INTACCT_QUERY_MAX_PAGESIZE:
+            raise ValueError(f"query page_size must be 1..{settings.INTACCT_QUERY_MAX_PAGESIZE}")
+        if offset < 0:
+            raise ValueError("offset must be >= 0")
+        if not fields:
+            raise ValueError("query needs at least one field: returning all fields is unsupported")
+        result = self._call(
+            lambda formatting: fn.query(
+                object_name,
+                fields,
+                filter=filter,
+                orderby=orderby or (),
+                pagesize=page_size,
+                offset=offset,
+                format_value=lambda v: format_value(v, formatting),
+            )
+        )
+        records = self._converted(result.records)
+        return QueryPage(
+            records=records,
+            count=result.count if result.count is not None else len(records),
+            total_count=result.total_count,
+            num_remaining=result.num_remaining,
+            offset=result.offset if result.offset is not None else offset,
+        )
+
+    def iter_changed(
+        self,
+        object_name: str,
+        fields: Sequence[str],
+        after: Cursor | None = None,
+        *,
+        page_size: int = settings.INTACCT_QUERY_MAX_PAGESIZE,
+        until: datetime | None = None,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Pages of records ordered by (WHENMODIFIED, RECORDNO), strictly after `after`.
+
+        Each page restarts the query from the last record seen (a keyset), never from an
+        offset, so a record modified meanwhile moves behind the cursor and is read once at
+        its new position instead of shifting pages and being skipped. `until` (exclusive)
+        bounds WHENMODIFIED from above: timestamps have one-second precision, so callers
+        that store the cursor should stop a little before "now". Records whose WHENMODIFIED
+        is empty cannot be placed on the keyset and are not returned.
+        """
+        wanted = list(fields)
+        for required in ("RECORDNO", "WHENMODIFIED"):
+            if required not in wanted:
+                wanted.append(required)
+        cursor = after
+        while True:
+            keyset: Filter | None = None
+            if cursor is not None:
+                when, recordno = cursor
+                keyset = or_(
+                    gt("WHENMODIFIED", when),
+                    and_(eq("WHENMODIFIED", when), gt("RECORDNO", recordno)),
+                )
+            bound = lt("WHENMODIFIED", until) if until is not None else None
+            page = self.query(
+                object_name,
+                wanted,
+                filter=and_(keyset, bound) if keyset or bound else None,
+                orderby=[("WHENMODIFIED", True), ("RECORDNO", True)],
+                page_size=page_size,
+            )
+            records = [r for r in page.records if r.get("WHENMODIFIED") is not None]
+            if records:
+                yield records
+                last = records[-1]
+                cursor = (last["WHENMODIFIED"], int(last["RECORDNO"]))
+            if not page.records or page.num_remaining == 0 or len(page.records) < page_size:
+                return
+
+    def query_all(
+        self,
+        object_name: str,
+        fields: Sequence[str],
+        filter: Filter | None = None,
+        *,
+        page_size: int = settings.INTACCT_QUERY_MAX_PAGESIZE,
+    ) -> list[dict[str, Any]]:
+        """Every record matching `filter`, paged by offset in key order (for small, stable
+        result sets such as an `in` lookup; use `iter_changed` for whole objects)."""
+        key = key_field_for(object_name)
+        wanted = list(fields) if key in fields else [*fields, key]
+        out: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            page = self.query(
+                object_name, wanted, filter, [(key, True)], page_size=page_size, offset=offset
+            )
+            out.extend(page.records)
+            offset += len(page.records)
+            if not page.records or not page.num_remaining:
+                return out
+
+    def query_in(
+        self, object_name: str, field: str, values: Sequence[Any], fields: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """Records whose `field` is one of `values` (chunks of <= 1,000 values, all pages)."""
+        out: list[dict[str, Any]] = []
+        unique = list(dict.fromkeys(values))
+        for chunk in _chunks(unique, settings.INTACCT_MAX_IN_VALUES):
+            out.extend(self.query_all(object_name, fields, in_(field, chunk)))
+        return out
+
+    def read(
+        self, object_name: str, keys: Sequence[Any], fields: Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
+        """Records by key (RECORDNO, or `id` for custom objects), <= 100 keys per call."""
+        out: list[dict[str, Any]] = []
+        for chunk in _chunks(list(keys), settings.INTACCT_MAX_KEYS_PER_READ):
+            result = self._call_element(fn.read(object_name, chunk, fields))
+            out.extend(self._converted(result.records))
+        return out
+
+    def iter_read_by_query(
+        self,
+        object_name: str,
+        fields: Sequence[str] = (),
+        query_text: str = "",
+        *,
+        page_size: int = settings.INTACCT_READBYQUERY_MAX_PAGESIZE,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Legacy readByQuery, then readMore on the resultId until nothing remains."""
+        if not 1 <= page_size <= settings.INTACCT_READBYQUERY_MAX_PAGESIZE:
+            raise ValueError(
+                f"readByQuery page_size must be 1..{settings.INTACCT_READBYQUERY_MAX_PAGESIZE}"
+            )
+        result = self._call(lambda _f: fn.read_by_query(object_name, fields, query_text, page_size))
+        while True:
+            if result.records:
+                yield self._converted(result.records)
+            if not result.num_remaining or not result.result_id:
+                return
+            result_id = result.result_id
+            result = self._call_element(fn.read_more(result_id))
+
+    def read_by_query(
+        self,
+        object_name: str,
+        fields: Sequence[str] = (),
+        query_text: str = "",
+        *,
+        page_size: int = settings.INTACCT_READBYQUERY_MAX_PAGESIZE,
+    ) -> list[dict[str, Any]]:
+        return [
+            record
+            for page in self.iter_read_by_query(
+                object_name, fields, query_text, page_size=page_size
+            )
+            for record in page
+        ]
+
+    def lookup(self, object_name: str) -> dict[str, Any]:
+        """The object's definition (fields, types, relationships) as nested dicts."""
+        result = self._call(lambda _f: fn.lookup(object_name))
+        return result.records[0] if result.records else {}
+
+    # ------------------------------------------------------------------ writing
+
+    def _write(
+        self, verb: str, object_name: str, records: Sequence[Mapping[str, Any]]
+    ) -> list[WriteResult]:
+        builder = fn.create if verb == "create" else fn.update
+        outcomes: list[WriteResult] = []
+        size = settings.INTACCT_MAX_RECORDS_PER_WRITE
+        for start in range(0, len(records), size):
+            chunk = records[start : start + size]
+
+            def build(formatting: UserFormatting, chunk: Sequence[Mapping[str, Any]] = chunk):
+                prepared = [_prepare(r, formatting) for r in chunk]
+                return [builder(object_name, prepared)]
+
+            (result,) = self.execute(build)
+            if not result.ok and not result.records:
+                # Nothing was written; a transient cause (try again later) is retryable.
+                try:
+                    result.raise_for_status()
+                except IntacctTransientError:
+                    raise
+                except IntacctError:
+                    pass
+            formatting = self.formatting
+            mapped = map_write_results(object_name, chunk, result, base_index=start)
+            outcomes.extend(
+                WriteResult(
+                    w.index,
+                    w.ok,
+                    w.key,
+                    self._convert(w.record, formatting) if w.record else None,
+                    w.errors,
+                )
+                for w in mapped
+            )
+        return outcomes
+
+    def create(self, object_name: str, records: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
+        """Create records, <= 100 per function. `result[i]` belongs to `records[i]`.
+
+        Raises IntacctWriteOutcomeUnknown when an answer was lost; do not simply call again.
+        """
+        return self._write("create", object_name, records)
+
+    def update(self, object_name: str, records: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
+        """Update records (each carries its key: RECORDNO, or `id` for custom objects)."""
+        return self._write("update", object_name, records)
+
+    def delete(self, object_name: str, keys: Sequence[Any]) -> None:
+        for chunk in _chunks(list(keys), settings.INTACCT_MAX_KEYS_PER_READ):
+            self._call_element(fn.delete(object_name, chunk))
+
+
+def _prepare(record: Mapping[str, Any], formatting: UserFormatting) -> dict[str, Any]:
+    """Write datetimes in the user's zone and format, recursively."""
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, Mapping):
+            out[key] = _prepare(value, formatting)
+        elif isinstance(value, datetime):
+            out[key] = format_value(value, formatting)
+        else:
+            out[key] = value
+    return out
