@@ -66,5 +66,15 @@ from connector_pipeline.webhook.cli import webhook_group  # noqa: E402
 
 main.add_command(webhook_group)
 
+from connector_pipeline.demo import demo_command  # noqa: E402
+from connector_pipeline.sandbox.cli import sandbox_command  # noqa: E402
+
+main.add_command(sandbox_command)
+main.add_command(demo_command)
+
+from connector_pipeline.zendesk.oauth_cli import zendesk_group  # noqa: E402
+
+main.add_command(zendesk_group)
+
 if __name__ == "__main__":
     main()

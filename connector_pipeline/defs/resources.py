@@ -97,6 +97,9 @@ class ZendeskResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     email: str = ""
     api_token: str = ""
     oauth_token: str = ""
+    # 10 requests per minute on incremental exports; 30 with the High Volume add-on.
+    incremental_limit_per_minute: int = settings.ZENDESK_INCREMENTAL_LIMIT_PER_MINUTE
+    rate_window_s: float = settings.ZENDESK_RATE_WINDOW_S
 
     _client: ZendeskClient | None = PrivateAttr(default=None)
 
@@ -107,6 +110,8 @@ class ZendeskResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             email=self.email or None,
             api_token=self.api_token or None,
             oauth_token=self.oauth_token or None,
+            incremental_limit_per_minute=self.incremental_limit_per_minute,
+            incremental_window_s=self.rate_window_s,
         )
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:

@@ -1,0 +1,182 @@
+"""`ml-connector demo` (what `make demo` runs): the whole system on this machine.
+
+Both sandboxes seeded with related data, the webhook receiver, live ticket traffic that
+Zendesk pushes to the receiver, and `dagster dev` with schedules and the inbox sensor on,
+all on the embedded defaults (SQLite ledger under ML_CONNECTOR_HOME).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+import httpx
+
+from connector_pipeline import settings
+from connector_pipeline.sandbox import intacct as intacct_sandbox
+from connector_pipeline.sandbox import zendesk as zendesk_sandbox
+from connector_pipeline.sandbox.cli import wait_for_signal
+from connector_pipeline.sandbox.scenario import (
+    LiveTraffic,
+    run_sandboxes,
+    seed_tickets,
+    seed_vendors,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEMO_WEBHOOK_SECRET = "demo-webhook-signing-secret"
+CHILD_STOP_TIMEOUT_S = 15
+HEALTH_TIMEOUT_S = 60
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """terminate, a bounded wait, then kill: children may ignore SIGTERM."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=CHILD_STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=CHILD_STOP_TIMEOUT_S)
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + HEALTH_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise click.ClickException(f"{url} exited with code {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise click.ClickException(f"{url} did not become healthy")
+
+
+@click.command("demo")
+@click.option("--port", default=3000, show_default=True, type=int, help="Dagster UI port.")
+@click.option("--intacct-port", default=8101, show_default=True, type=int)
+@click.option("--zendesk-port", default=8102, show_default=True, type=int)
+@click.option("--webhook-port", default=8103, show_default=True, type=int)
+@click.option("--vendors", default=300, show_default=True, type=int)
+@click.option("--tickets", default=800, show_default=True, type=int)
+@click.option(
+    "--traffic-interval",
+    default=20.0,
+    show_default=True,
+    type=float,
+    help="Seconds between live ticket changes in the Zendesk sandbox (0: none).",
+)
+def demo_command(
+    port: int,
+    intacct_port: int,
+    zendesk_port: int,
+    webhook_port: int,
+    vendors: int,
+    tickets: int,
+    traffic_interval: float,
+) -> None:
+    """Run the whole connector locally against the sandboxes, with the Dagster UI."""
+    home = settings.ml_connector_home()
+    dagster_home = Path(os.environ.get("DAGSTER_HOME") or home / "dagster")
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    if not (dagster_home / "dagster.yaml").exists():
+        (dagster_home / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
+    # The sandboxes start empty each time, so the demo ledger starts empty too.
+    ledger = home / "demo-staging.db"
+    for stale in home.glob("demo-staging.db*"):
+        stale.unlink()
+    ledger_url = f"sqlite:///{ledger}"
+    start_date = (datetime.now(UTC) - timedelta(days=35)).date().isoformat()
+
+    zendesk_config = zendesk_sandbox.ZendeskSandboxConfig(
+        webhook_url=f"http://127.0.0.1:{webhook_port}/webhooks/zendesk",
+        webhook_secret=DEMO_WEBHOOK_SECRET,
+        export_lag_s=5,
+    )
+    children: list[subprocess.Popen[bytes]] = []
+    traffic: LiveTraffic | None = None
+    with run_sandboxes(
+        intacct_port=intacct_port,
+        zendesk_port=zendesk_port,
+        intacct_config=intacct_sandbox.IntacctSandboxConfig(),
+        zendesk_config=zendesk_config,
+    ) as sandboxes:
+        try:
+            click.echo(f"seeding {vendors} vendors and {tickets} tickets over 30 days ...")
+            seed_vendors(
+                sandboxes, vendors=vendors, preexisting_fraction=0.4, unlinked_organizations=3
+            )
+            seed_tickets(sandboxes, tickets=tickets, days=30)
+            env = {
+                **os.environ,
+                **sandboxes.env,
+                "DAGSTER_HOME": str(dagster_home),
+                settings.ENV_ML_CONNECTOR_HOME: str(home),
+                settings.ENV_STAGING_DATABASE_URL: ledger_url,
+                settings.ENV_ZENDESK_WEBHOOK_SECRETS: DEMO_WEBHOOK_SECRET,
+                settings.ENV_SCHEDULES_RUNNING: "1",
+                settings.ENV_INBOX_SENSOR_INTERVAL_S: "15",
+                settings.ENV_TICKETS_START_DATE: start_date,
+            }
+            bin_dir = Path(sys.executable).parent
+            children.append(
+                subprocess.Popen(
+                    [
+                        str(bin_dir / "ml-connector"),
+                        "webhook",
+                        "serve",
+                        "--port",
+                        str(webhook_port),
+                    ],
+                    env=env,
+                )
+            )
+            _wait_healthy(f"http://127.0.0.1:{webhook_port}/healthz", children[-1])
+            if traffic_interval > 0:
+                traffic = LiveTraffic(sandboxes.zendesk_url, interval_s=traffic_interval)
+                traffic.start()
+            children.append(
+                subprocess.Popen(
+                    [
+                        str(bin_dir / "dagster"),
+                        "dev",
+                        "-w",
+                        str(REPO_ROOT / "workspace.yaml"),
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        str(port),
+                    ],
+                    env=env,
+                    cwd=REPO_ROOT,
+                )
+            )
+            click.echo(
+                "\n".join(
+                    [
+                        "",
+                        f"Dagster UI        http://127.0.0.1:{port}",
+                        f"Intacct sandbox   {sandboxes.intacct_url}/_sandbox/stats",
+                        f"Zendesk sandbox   {sandboxes.zendesk_url}/_sandbox/stats",
+                        f"Webhook receiver  http://127.0.0.1:{webhook_port}/healthz",
+                        f"Ledger            {ledger}",
+                        "Schedules and the webhook inbox sensor are on; materialize the assets",
+                        "or launch a backfill of zendesk_tickets from the UI. Ctrl-C stops all.",
+                        "",
+                    ]
+                )
+            )
+            wait_for_signal()
+        finally:
+            if traffic is not None:
+                traffic.stop()
+            for child in reversed(children):
+                _stop(child)

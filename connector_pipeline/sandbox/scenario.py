@@ -1,0 +1,188 @@
+"""Both sandboxes together: start them, seed related data, and generate live traffic.
+
+Used by `ml-connector sandbox`, `ml-connector demo`, the end-to-end tests and the
+benchmarks. Seeding goes through each sandbox's scenario API (`/_sandbox/...`), exactly as
+a test or a user would drive it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import uvicorn
+
+from connector_pipeline.sandbox import intacct as intacct_sandbox
+from connector_pipeline.sandbox import zendesk as zendesk_sandbox
+
+log = logging.getLogger(__name__)
+SERVER_START_TIMEOUT_S = 15
+
+
+@dataclass
+class RunningSandboxes:
+    intacct_url: str
+    zendesk_url: str
+    env: dict[str, str]
+    intacct_app: Any
+    zendesk_app: Any
+    _servers: list[tuple[uvicorn.Server, threading.Thread, socket.socket]] = field(
+        default_factory=list
+    )
+
+    def intacct(self) -> httpx.Client:
+        return httpx.Client(base_url=self.intacct_url, timeout=60)
+
+    def zendesk(self) -> httpx.Client:
+        return httpx.Client(base_url=self.zendesk_url, timeout=60)
+
+
+def _start(
+    app: Any, host: str, port: int
+) -> tuple[uvicorn.Server, threading.Thread, socket.socket]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"sandbox on {host}:{port} did not start")
+        time.sleep(0.02)
+    return server, thread, sock
+
+
+@contextmanager
+def run_sandboxes(
+    *,
+    host: str = "127.0.0.1",
+    intacct_port: int = 0,
+    zendesk_port: int = 0,
+    intacct_config: intacct_sandbox.IntacctSandboxConfig | None = None,
+    zendesk_config: zendesk_sandbox.ZendeskSandboxConfig | None = None,
+) -> Iterator[RunningSandboxes]:
+    """Run both sandboxes in this process (port 0: an ephemeral port)."""
+    intacct_config = intacct_config or intacct_sandbox.IntacctSandboxConfig()
+    zendesk_config = zendesk_config or zendesk_sandbox.ZendeskSandboxConfig()
+    intacct_app = intacct_sandbox.create_app(intacct_config)
+    zendesk_app = zendesk_sandbox.create_app(zendesk_config)
+    servers = []
+    try:
+        servers.append(_start(intacct_app, host, intacct_port))
+        servers.append(_start(zendesk_app, host, zendesk_port))
+        intacct_url = f"http://{host}:{servers[0][2].getsockname()[1]}"
+        zendesk_url = f"http://{host}:{servers[1][2].getsockname()[1]}"
+        env = {
+            **intacct_sandbox.sandbox_env(intacct_url, intacct_config),
+            **zendesk_sandbox.sandbox_env(zendesk_url, zendesk_config),
+        }
+        yield RunningSandboxes(intacct_url, zendesk_url, env, intacct_app, zendesk_app, servers)
+    finally:
+        for server, _, _ in servers:
+            server.should_exit = True
+        for _, thread, sock in servers:
+            thread.join(timeout=10)
+            sock.close()
+
+
+def seed_vendors(
+    sandboxes: RunningSandboxes,
+    *,
+    vendors: int,
+    preexisting_fraction: float = 0.0,
+    unlinked_organizations: int = 0,
+    seed: int = 42,
+) -> dict[str, Any]:
+    """Seed Intacct with `vendors` vendors. With `preexisting_fraction`, that share of
+    them already has an organization in Zendesk (an account set up by hand), which the
+    connector must find and link rather than duplicate; `unlinked_organizations` adds
+    organizations no vendor stands for, whose tickets stay unmatched."""
+    rng = random.Random(seed)
+    with sandboxes.intacct() as intacct, sandboxes.zendesk() as zendesk:
+        intacct.post("/_sandbox/seed", json={"vendors": vendors, "seed": seed}).raise_for_status()
+        records = intacct.get("/_sandbox/records/VENDOR").raise_for_status().json()
+        chosen = [r for r in records if rng.random() < preexisting_fraction]
+        organizations = [{"name": r["NAME"], "external_id": r["VENDORID"]} for r in chosen]
+        organizations += [
+            {"name": f"Walk-in customer {i + 1}", "external_id": None}
+            for i in range(unlinked_organizations)
+        ]
+        if organizations:
+            zendesk.post(
+                "/_sandbox/seed", json={"organizations": organizations, "seed": seed}
+            ).raise_for_status()
+    return {
+        "vendors": len(records),
+        "preexisting_organizations": len(chosen),
+        "unlinked_organizations": unlinked_organizations,
+    }
+
+
+def seed_tickets(
+    sandboxes: RunningSandboxes, *, tickets: int, days: int = 30, seed: int = 42
+) -> dict[str, Any]:
+    """Seed `tickets` tickets spread over the last `days` days and over every organization
+    Zendesk holds now."""
+    with sandboxes.zendesk() as zendesk:
+        response = zendesk.post(
+            "/_sandbox/seed", json={"tickets": tickets, "days": days, "seed": seed}
+        ).raise_for_status()
+        return dict(response.json())
+
+
+class LiveTraffic(threading.Thread):
+    """Creates, updates and solves tickets on the Zendesk sandbox every few seconds, so
+    webhook deliveries flow while a user watches (the demo)."""
+
+    def __init__(self, zendesk_url: str, *, interval_s: float = 10.0, seed: int = 7) -> None:
+        super().__init__(daemon=True, name="sandbox-live-traffic")
+        self.zendesk_url = zendesk_url
+        self.interval_s = interval_s
+        self.rng = random.Random(seed)
+        self.stopped = threading.Event()
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.zendesk_url, timeout=30) as client:
+            while not self.stopped.wait(self.interval_s):
+                try:
+                    self._tick(client)
+                except httpx.HTTPError as exc:
+                    log.warning("live traffic: %s", exc)
+
+    def _tick(self, client: httpx.Client) -> None:
+        organizations = client.get("/_sandbox/organizations").raise_for_status().json()
+        tickets = client.get("/_sandbox/tickets").raise_for_status().json()
+        open_tickets = [t for t in tickets if t.get("status") in ("new", "open", "pending")]
+        action = self.rng.random()
+        if action < 0.5 or not open_tickets:
+            org = self.rng.choice(organizations) if organizations else None
+            client.post(
+                "/_sandbox/tickets",
+                json={
+                    "subject": f"Question about invoice {self.rng.randint(1000, 9999)}",
+                    "organization_id": org["id"] if org else None,
+                    "priority": self.rng.choice(["low", "normal", "high"]),
+                },
+            ).raise_for_status()
+        elif action < 0.8:
+            ticket = self.rng.choice(open_tickets)
+            client.patch(
+                f"/_sandbox/tickets/{ticket['id']}", json={"status": "pending"}
+            ).raise_for_status()
+        else:
+            ticket = self.rng.choice(open_tickets)
+            client.post(f"/_sandbox/tickets/{ticket['id']}/solve").raise_for_status()
