@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.config
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -87,12 +88,26 @@ class JsonLogFormatter(logging.Formatter):
 JsonLogFormatter.converter = time.gmtime
 
 
-def configure_json_logging(level: int = logging.INFO) -> None:
-    """Route the receiver's loggers (and uvicorn's) to stderr as JSON lines."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonLogFormatter())
-    for name in ("connector_pipeline", "uvicorn", "uvicorn.error"):
-        logger = logging.getLogger(name)
-        logger.handlers = [handler]
-        logger.setLevel(level)
-        logger.propagate = False
+def log_config(level: str = "info") -> dict[str, Any]:
+    """JSON lines on stderr for the receiver and uvicorn, in every worker process."""
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "connector_pipeline.webhook.access_log.JsonLogFormatter"}},
+        "handlers": {"stderr": handler},
+        "loggers": {
+            **{
+                name: {"handlers": ["stderr"], "level": level.upper(), "propagate": False}
+                for name in ("connector_pipeline", "uvicorn", "uvicorn.error")
+            },
+            # Alembic announces its plugins at INFO on every start; not worth a line each.
+            "alembic": {"level": "WARNING"},
+        },
+        "root": {"handlers": ["stderr"], "level": level.upper()},
+    }
+
+
+def configure_json_logging(level: str = "info") -> None:
+    """JSON lines on stderr for this process (workers get the same via uvicorn)."""
+    logging.config.dictConfig(log_config(level))

@@ -23,22 +23,19 @@ def webhook_group() -> None:
     default=None,
     help="Ledger URL (default: STAGING_DATABASE_URL or SQLite under ML_CONNECTOR_HOME).",
 )
-@click.option(
-    "--http",
-    type=click.Choice(["httptools", "h11"]),
-    default="httptools",
-    show_default=True,
-    help="HTTP parser.",
-)
 @click.option("--log-level", default="info", show_default=True)
 def serve_command(
-    host: str, port: int, workers: int, ledger_url: str | None, http: str, log_level: str
+    host: str, port: int, workers: int, ledger_url: str | None, log_level: str
 ) -> None:
     """Receive Zendesk webhooks on POST /webhooks/zendesk and commit them to the inbox.
 
     Signing secrets come from ZENDESK_WEBHOOK_SECRETS (comma-separated, current first),
     never from the command line, so they do not show in process listings.
     """
+    from connector_pipeline.webhook.access_log import configure_json_logging
+
+    # Before the ledger modules are imported: alembic logs while loading.
+    configure_json_logging(log_level)
     from connector_pipeline.webhook.app import secrets_from_env
     from connector_pipeline.webhook.server import serve
 
@@ -52,6 +49,5 @@ def serve_command(
         port=port,
         workers=workers,
         ledger_url=ledger_url,
-        http=http,
         log_level=log_level,
     )
