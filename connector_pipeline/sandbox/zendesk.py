@@ -471,7 +471,8 @@ def _api_router(sandbox: ZendeskSandbox) -> APIRouter:
 
     @router.get("/tickets")
     def list_tickets(request: Request) -> dict[str, Any]:
-        return _cursor_page(state.visible_tickets(), request, "tickets", "tickets")
+        tickets = [_public_ticket(t) for t in state.visible_tickets()]
+        return _cursor_page(tickets, request, "tickets", "tickets")
 
     @router.post("/tickets", status_code=201)
     async def create_ticket(request: Request) -> JSONResponse:
@@ -582,8 +583,9 @@ def _pairs(headers: dict[str, str]) -> list[dict[str, str]]:
 
 
 def _public_ticket(ticket: dict[str, Any]) -> dict[str, Any]:
-    """Outside the incremental export, tickets carry no `generated_timestamp`."""
-    return {k: v for k, v in ticket.items() if k != "generated_timestamp"}
+    """Outside the incremental export, tickets carry no `generated_timestamp` and (as
+    recorded from the list endpoint) no `fields` alias of `custom_fields`."""
+    return {k: v for k, v in ticket.items() if k not in ("generated_timestamp", "fields")}
 
 
 def _oauth_router(sandbox: ZendeskSandbox) -> APIRouter:

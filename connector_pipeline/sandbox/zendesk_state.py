@@ -240,6 +240,7 @@ class SandboxState:
             self.last_position = 0.0
             self.jobs: dict[str, Job] = {}
             self.job_order: list[str] = []
+            self.max_jobs_in_flight_seen = 0
             self.requests: Counter[str] = Counter()
             self.statuses: Counter[str] = Counter()
             self.rate_limited: Counter[str] = Counter()
@@ -281,7 +282,8 @@ class SandboxState:
                 "max_incremental_in_window": self.max_in_window(
                     self.incremental_times, self.config.rate_window_s
                 ),
-                "jobs": Counter(job.status for job in self.jobs.values()),
+                "jobs": dict(Counter(job.status for job in self.jobs.values())),
+                "max_jobs_in_flight_seen": self.max_jobs_in_flight_seen,
                 "organizations": len(self.organizations),
                 "tickets": len(self.tickets),
             }
@@ -528,6 +530,7 @@ class SandboxState:
             job = Job(job_id, job_type, verb, apply, total, now, now + self.config.job_delay_s)
             self.jobs[job_id] = job
             self.job_order.append(job_id)
+            self.max_jobs_in_flight_seen = max(self.max_jobs_in_flight_seen, len(in_flight) + 1)
             return self.job_view(job_id)
 
     def job_view(self, job_id: str) -> dict[str, Any]:

@@ -148,7 +148,7 @@ class ZendeskClient:
         self.job_timeout_s = job_timeout_s
         self._sleep = sleep
         self._backoff = wait_exponential_jitter(
-            initial=backoff_initial_s, max=backoff_max_s, jitter=backoff_jitter_s
+            multiplier=backoff_initial_s, max=backoff_max_s, jitter=backoff_jitter_s
         )
         self._incremental = SlidingWindowLimiter(incremental_limit_per_minute, incremental_window_s)
         self._http = httpx.Client(

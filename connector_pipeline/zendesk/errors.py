@@ -154,7 +154,9 @@ def _from_json(data: Any) -> _Envelope | None:
             data.get("details"),
         )
     if error is not None or "description" in data:
-        return _Envelope(_text_of(error), _text_of(data.get("description")), data.get("details"))
+        # OAuth endpoints say `error_description` instead of `description`.
+        description = data.get("description", data.get("error_description"))
+        return _Envelope(_text_of(error), _text_of(description), data.get("details"))
     errors = data.get("errors")
     if isinstance(errors, list) and errors:
         first = errors[0] if isinstance(errors[0], dict) else {"title": str(errors[0])}
