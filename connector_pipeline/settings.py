@@ -75,6 +75,8 @@ INTACCT_BACKOFF_MAX_S = 30.0
 # The gateway allows one API request at a time per company at the standard level of service.
 INTACCT_MAX_CONCURRENT_REQUESTS = 1
 INTACCT_USER_AGENT = "ml-connector/0.1 (+intacct-xml)"
+# create_missing: look-up/create rounds before giving a chunk up as unresolved.
+INTACCT_CREATE_MISSING_ROUNDS = 5
 # Platform custom object holding Zendesk tickets. RVENDOR carries the related VENDOR's
 # RECORDNO (UNCONFIRMED in the reference: see connector_pipeline/sandbox/intacct_data.py).
 INTACCT_TICKET_OBJECT = "zendesk_ticket"
