@@ -343,15 +343,8 @@ class SandboxState:
         return str(external_id).casefold()
 
     def _check_organization(self, fields: Mapping[str, Any], own_id: int | None) -> None:
-        if "name" in fields or own_id is None:
-            name = str(fields.get("name") or "").strip()
-            if not name:
-                raise record_invalid("name", "Name: cannot be blank", "BlankValue")
-            holder = self.org_by_name.get(self._name_key(name))
-            if holder is not None and holder != own_id:
-                raise record_invalid(
-                    "name", f"Name: {name} has already been taken", "DuplicateValue"
-                )
+        # Identity before name: which of the two Zendesk reports first when both collide
+        # is unconfirmed; this order tells a re-run "it exists" rather than "rename it".
         if "external_id" in fields:
             key = self._external_key(fields.get("external_id"))
             holder = self.org_by_external_id.get(key) if key else None
@@ -360,6 +353,15 @@ class SandboxState:
                     "external_id",
                     f"External ID: {fields['external_id']} has already been taken",
                     "DuplicateValue",
+                )
+        if "name" in fields or own_id is None:
+            name = str(fields.get("name") or "").strip()
+            if not name:
+                raise record_invalid("name", "Name: cannot be blank", "BlankValue")
+            holder = self.org_by_name.get(self._name_key(name))
+            if holder is not None and holder != own_id:
+                raise record_invalid(
+                    "name", f"Name: {name} has already been taken", "DuplicateValue"
                 )
 
     def create_organization(
