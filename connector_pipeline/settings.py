@@ -173,6 +173,9 @@ WEBHOOK_BODY_READ_TIMEOUT_S = 10.0
 # write that still commits later is harmless, the retry is then a duplicate.
 WEBHOOK_LEDGER_TIMEOUT_S = 8.0
 WEBHOOK_LEDGER_THREADS = 8
+# Group commit: deliveries arriving while a commit is in flight share the next transaction.
+WEBHOOK_BATCH_MAX = 32
+WEBHOOK_CONCURRENT_FLUSHES = 2
 WEBHOOK_RETRY_AFTER_S = 5
 # The inbox id columns are String(128); Zendesk's ids are 26-36 characters.
 WEBHOOK_MAX_ID_LENGTH = 128
