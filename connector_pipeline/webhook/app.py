@@ -9,29 +9,22 @@ answer is 503, so Zendesk retries; nothing is lost because nothing was acknowled
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
 from connector_pipeline import settings
-from connector_pipeline.staging.store import (
-    InboxAppend,
-    InboxEvent,
-    StagingStore,
-    head_revision,
-)
+from connector_pipeline.staging.store import InboxEvent, StagingStore, head_revision
 from connector_pipeline.webhook.access_log import AccessLogMiddleware, log_fields
 from connector_pipeline.webhook.body import BodyRejected, read_body
 from connector_pipeline.webhook.counters import DeliveryCounters
+from connector_pipeline.webhook.ledger import Ledger, LedgerUnavailable
 from connector_pipeline.zendesk.events import WebhookPayloadError, parse_webhook_payload
 from connector_pipeline.zendesk.webhooks import (
     ACCOUNT_ID_HEADER,
@@ -44,7 +37,6 @@ from connector_pipeline.zendesk.webhooks import (
 )
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 JSON_MEDIA_TYPES = ("application/json",)
 
@@ -80,66 +72,6 @@ def secrets_from_env(environ: Mapping[str, str] | None = None) -> list[str]:
         settings.ENV_ZENDESK_WEBHOOK_SECRETS, ""
     )
     return [s.strip() for s in raw.split(",") if s.strip()]
-
-
-class LedgerUnavailable(Exception):
-    """The inbox could not be written (or checked) in time."""
-
-
-@dataclass
-class Ledger:
-    """The store, used from a small thread pool with a deadline per call, so a hung
-    database turns into a 503 instead of a hung request."""
-
-    store: StagingStore | None
-    owns_store: bool
-    timeout_s: float
-    executor: ThreadPoolExecutor | None = None
-    migrated: bool = False
-
-    def start(self) -> None:
-        if self.executor is None:
-            self.executor = ThreadPoolExecutor(
-                settings.WEBHOOK_LEDGER_THREADS, thread_name_prefix="webhook-ledger"
-            )
-
-    def stop(self) -> None:
-        if self.executor is not None:
-            self.executor.shutdown(wait=False, cancel_futures=True)
-            self.executor = None
-        if self.owns_store and self.store is not None:
-            self.store.dispose()
-
-    async def call(self, fn: Callable[[StagingStore], T]) -> T:
-        store = self.store
-        if store is None:
-            raise LedgerUnavailable("ledger not opened")
-
-        def run() -> T:
-            if not self.migrated:
-                # Covers a database that was unreachable at start-up and came back later.
-                store.upgrade()
-                self.migrated = True
-            return fn(store)
-
-        self.start()
-        loop = asyncio.get_running_loop()
-        try:
-            return await asyncio.wait_for(
-                loop.run_in_executor(self.executor, run), timeout=self.timeout_s
-            )
-        except TimeoutError as exc:
-            raise LedgerUnavailable(f"no answer within {self.timeout_s:g} s") from exc
-        except Exception as exc:
-            # Whatever the cause, the delivery is not stored: 503 makes Zendesk retry.
-            raise LedgerUnavailable(_describe(exc)) from exc
-
-
-def _describe(exc: BaseException) -> str:
-    """The error's type, never its text: database errors can quote statement parameters,
-    which here would be the delivery's body and headers."""
-    orig = getattr(exc, "orig", None)
-    return type(exc).__name__ + (f" ({type(orig).__name__})" if orig is not None else "")
 
 
 def create_app(
@@ -270,7 +202,7 @@ def create_app(
             ticket_id=parsed.ticket_id,
         )
         try:
-            appended: InboxAppend = await ledger.call(lambda s: s.append_inbox(event))
+            appended = await ledger.append(event)
         except LedgerUnavailable as exc:
             counters.ledger_error()
             fields.update(outcome="ledger_error", reason=str(exc))
