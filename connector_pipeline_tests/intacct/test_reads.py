@@ -82,7 +82,7 @@ def test_timestamps_are_converted_from_the_user_zone(start_sandbox: SandboxFacto
     truth = _sandbox_vendors(sandbox)
     with sandbox.client() as client:
         assert client.formatting.gmtoffset == "+09:30"
-        records = client.query("VENDOR", FIELDS + ["WHENCREATED"]).records
+        records = client.query("VENDOR", [*FIELDS, "WHENCREATED"]).records
         for record in records:
             when = record["WHENMODIFIED"]
             assert when.tzinfo is not None and when.utcoffset() == timedelta(0)
