@@ -97,7 +97,8 @@ def seed(state: SandboxState, request: SeedRequest) -> dict[str, Any]:
             }
             ticket = state.new_ticket(fields, at=updated, created=created)
             ticket_ids.append(ticket["id"])
-        state.scenario_writes["ticket"]["seed"] += len(ticket_ids)
+        if ticket_ids:
+            state.scenario_writes["ticket"]["seed"] += len(ticket_ids)
     return {
         "organizations": len(created_orgs),
         "organization_ids": created_orgs,
