@@ -113,7 +113,15 @@ def seed_vendors(
         intacct.post("/_sandbox/seed", json={"vendors": vendors, "seed": seed}).raise_for_status()
         records = intacct.get("/_sandbox/records/VENDOR").raise_for_status().json()
         chosen = [r for r in records if rng.random() < preexisting_fraction]
-        organizations = [{"name": r["NAME"], "external_id": r["VENDORID"]} for r in chosen]
+        # Zendesk names are unique, so a hand-made account can't hold two organizations
+        # named alike: the second one carries its vendor id.
+        organizations, taken = [], set()
+        for r in chosen:
+            name = " ".join(str(r["NAME"]).split())
+            if name.casefold() in taken:
+                name = f"{name} ({r['VENDORID']})"
+            taken.add(name.casefold())
+            organizations.append({"name": name, "external_id": r["VENDORID"]})
         organizations += [
             {"name": f"Walk-in customer {i + 1}", "external_id": None}
             for i in range(unlinked_organizations)
