@@ -42,6 +42,7 @@ from connector_pipeline.intacct.errors import (
     IntacctSessionInvalid,
     IntacctTransientError,
     IntacctWriteOutcomeUnknown,
+    classify,
 )
 from connector_pipeline.intacct.filters import Filter, and_, eq, gt, in_, lt, or_
 from connector_pipeline.intacct.results import (
@@ -398,7 +399,11 @@ class IntacctClient:
             if response.authentication is not None:
                 session.observe_timeout(response.authentication.session_timeout)
             by_id = {r.control_id: r for r in response.results}
-            return [by_id.get(f.control_id) or response.result_for(f.control_id) for f in functions]
+            results = [
+                by_id.get(f.control_id) or response.result_for(f.control_id) for f in functions
+            ]
+            _raise_transient_results(results)
+            return results
         raise AssertionError("unreachable")
 
     def execute(
@@ -744,6 +749,21 @@ class IntacctClient:
     def delete(self, object_name: str, keys: Sequence[Any]) -> None:
         for chunk in _chunks(list(keys), settings.INTACCT_MAX_KEYS_PER_READ):
             self._call_element(fn.delete(object_name, chunk))
+
+
+def _raise_transient_results(results: Sequence[IntacctResult]) -> None:
+    """Raise (so the retry loop sees it) a function failure that says "try again later"
+    and wrote nothing; business failures are left to the caller."""
+    for result in results:
+        if result.ok or result.records:
+            continue
+        exc_type = classify("result", result.errors)
+        if issubclass(exc_type, IntacctTransientError):
+            raise exc_type(
+                f"Result status: {result.status} for function {result.function}",
+                result.errors,
+                control_id=result.control_id,
+            )
 
 
 def _prepare(record: Mapping[str, Any], formatting: UserFormatting) -> dict[str, Any]:

@@ -48,7 +48,7 @@ from connector_pipeline.sandbox.intacct_query import (
 )
 
 # Faults the gateway produces itself when the shared middleware hands them over.
-PROTOCOL_FAULTS = ("malformed_xml", "invalid_session", "rate_limit")
+PROTOCOL_FAULTS = ("malformed_xml", "invalid_session", "rate_limit", "try_again_later")
 DEFAULT_INTACCT_FAULTS = (*DEFAULT_KINDS, "http_524", *PROTOCOL_FAULTS)
 RATE_LIMIT_TEXT = (
     "Your API client has hit its assigned rate limit by submitting too many requests in a "
@@ -150,6 +150,9 @@ class Stats:
     requests: int = 0
     functions: Counter[str] = field(default_factory=Counter)
     writes: Counter[str] = field(default_factory=Counter)
+    # Changes made through the scenario API, kept apart so tests can prove what the
+    # connector itself wrote.
+    scenario_writes: Counter[str] = field(default_factory=Counter)
     sessions_opened: int = 0
     rejected_concurrent: int = 0
     rejected_rate: int = 0
@@ -160,6 +163,7 @@ class Stats:
             "requests": self.requests,
             "functions": dict(self.functions),
             "writes": dict(self.writes),
+            "scenario_writes": dict(self.scenario_writes),
             "sessions_opened": self.sessions_opened,
             "rejected_concurrent": self.rejected_concurrent,
             "rejected_rate": self.rejected_rate,
@@ -232,12 +236,19 @@ class IntacctGateway:
                 return record
         return None
 
-    def touch(self, object_name: str, record: dict[str, Any], changes: Mapping[str, Any]) -> None:
+    def touch(
+        self,
+        object_name: str,
+        record: dict[str, Any],
+        changes: Mapping[str, Any],
+        *,
+        scenario: bool = False,
+    ) -> None:
         updated = merge(record, dict(changes))
         updated["WHENMODIFIED"] = max(self.clock(), record["WHENMODIFIED"])
         record.clear()
         record.update(updated)
-        self.stats.writes[object_name] += 1
+        (self.stats.scenario_writes if scenario else self.stats.writes)[object_name] += 1
 
     def add_vendor(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         with self.lock:
@@ -351,7 +362,16 @@ class IntacctGateway:
             session.expires = now + timedelta(seconds=self.config.session_timeout_s)
             location = session.location_id
 
-        functions = [f for f in content.findall("function")]
+        functions = list(content.findall("function"))
+        if fault == "try_again_later":
+            # SYNTHETIC outage answer: the texts are those connectors key on (fylein,
+            # hotglue); the errorno of this answer is not documented, so none is invented.
+            outage = _err("", "The Service is Temporarily Off-line", "Please Try Again Later")
+            functions_failed = [
+                ("failure", _function_name(f), f.get("controlid", ""), None, [outage])
+                for f in functions
+            ]
+            return self._finish(response, op_el, session, None, location, now, functions_failed)
         transaction = (operation.get("transaction") or "false").lower() == "true"
         snapshot = copy.deepcopy(self.records) if transaction else None
         results: list[_Outcome] = []
@@ -394,6 +414,18 @@ class IntacctGateway:
                     rewritten.append(("aborted", name, cid, None, [rolled_back]))
             results = rewritten
 
+        return self._finish(response, op_el, session, new_session, location, now, results)
+
+    def _finish(
+        self,
+        response: etree._Element,
+        op_el: etree._Element,
+        session: SandboxSession | None,
+        new_session: SandboxSession | None,
+        location: str,
+        now: datetime,
+        results: Sequence[_Outcome],
+    ) -> bytes:
         shown_session = new_session or session
         auth_el = _sub(op_el, "authentication")
         _sub(auth_el, "status", "success")
@@ -956,6 +988,11 @@ class IntacctGateway:
             return None
         with self.lock:
             return [copy.deepcopy(r) for r in self.records[definition.name].values()]
+
+
+def _function_name(function: etree._Element) -> str:
+    body = next((c for c in function if isinstance(c.tag, str)), None)
+    return str(body.tag) if body is not None else ""
 
 
 def _text(el: etree._Element | None, path: str) -> str:

@@ -28,6 +28,7 @@ ALL_FAULTS = (
     "malformed_xml",
     "invalid_session",
     "rate_limit",
+    "try_again_later",
 )
 FIELDS = ["RECORDNO", "VENDORID", "NAME", "WHENMODIFIED"]
 
@@ -112,7 +113,7 @@ def test_write_with_unknown_outcome_is_raised_not_retried(
         assert client.calls_by_function()["create"] == 1
 
 
-@pytest.mark.parametrize("fault", ["http_503", "rate_limit", "invalid_session"])
+@pytest.mark.parametrize("fault", ["http_503", "rate_limit", "invalid_session", "try_again_later"])
 def test_write_refused_before_processing_is_retried(gateway: RunningSandbox, fault: str) -> None:
     vendor = gateway.get("records/VENDOR")[0]["RECORDNO"]
     with gateway.client() as client:
@@ -125,7 +126,16 @@ def test_write_refused_before_processing_is_retried(gateway: RunningSandbox, fau
 
 
 def test_reads_retry_every_transient_fault(gateway: RunningSandbox) -> None:
-    script = ["http_500", "html", "reset", "malformed_xml", "http_502", "http_524", "rate_limit"]
+    script = [
+        "http_500",
+        "html",
+        "reset",
+        "malformed_xml",
+        "http_502",
+        "http_524",
+        "rate_limit",
+        "try_again_later",
+    ]
     with gateway.client(max_attempts=len(script) + 1) as client:
         _open(client)
         gateway.post("faults", {"script": script})

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections import Counter
 from datetime import datetime, timedelta
@@ -19,6 +22,23 @@ from connector_pipeline_tests.intacct.conftest import RunningSandbox, SandboxFac
 FIELDS = ["RECORDNO", "VENDORID", "NAME", "WHENMODIFIED"]
 
 
+def _modify_in_another_process(sandbox: RunningSandbox, count: int) -> set[str]:
+    code = (
+        "import httpx, json, sys;"
+        "r = httpx.post(sys.argv[1], json={'count': int(sys.argv[2])}, timeout=60);"
+        "r.raise_for_status(); print(json.dumps(r.json()['modified']))"
+    )
+    url = f"{sandbox.url}/_sandbox/vendors/modify"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, url, str(count)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return set(json.loads(proc.stdout))
+
+
 def _sandbox_vendors(sandbox: RunningSandbox) -> dict[int, dict]:
     return {v["RECORDNO"]: v for v in sandbox.get("records/VENDOR")}
 
@@ -32,8 +52,8 @@ def test_keyset_paging_while_vendors_change_between_pages(start_sandbox: Sandbox
         for page_number, page in enumerate(client.iter_changed("VENDOR", FIELDS, page_size=400)):
             seen.extend((r["WHENMODIFIED"], r["RECORDNO"]) for r in page)
             if page_number in (0, 1, 2):
-                # Another client changes vendors, read and unread alike, between our pages.
-                modified |= set(sandbox.post("vendors/modify", {"count": 150})["modified"])
+                # Another process changes vendors, read and unread alike, between our pages.
+                modified |= _modify_in_another_process(sandbox, 150)
     final = _sandbox_vendors(sandbox)
     assert len(modified) > 200
     assert seen == sorted(seen), "pages must follow (WHENMODIFIED, RECORDNO) order"
