@@ -18,7 +18,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -44,7 +44,7 @@ from connector_pipeline.intacct.errors import (
     IntacctWriteOutcomeUnknown,
     classify,
 )
-from connector_pipeline.intacct.filters import Filter, and_, eq, gt, in_, lt, or_
+from connector_pipeline.intacct.filters import Filter, and_, eq, gt, in_, is_not_null, lt, or_
 from connector_pipeline.intacct.results import (
     QueryPage,
     WriteResult,
@@ -544,11 +544,13 @@ class IntacctClient:
                     gt("WHENMODIFIED", when),
                     and_(eq("WHENMODIFIED", when), gt("RECORDNO", recordno)),
                 )
+            # Empty WHENMODIFIED values would sort first and never move the cursor.
+            keyset = keyset or is_not_null("WHENMODIFIED")
             bound = lt("WHENMODIFIED", until) if until is not None else None
             page = self.query(
                 object_name,
                 wanted,
-                filter=and_(keyset, bound) if keyset or bound else None,
+                filter=and_(keyset, bound),
                 orderby=[("WHENMODIFIED", True), ("RECORDNO", True)],
                 page_size=page_size,
             )
@@ -772,7 +774,7 @@ def _prepare(record: Mapping[str, Any], formatting: UserFormatting) -> dict[str,
     for key, value in record.items():
         if isinstance(value, Mapping):
             out[key] = _prepare(value, formatting)
-        elif isinstance(value, datetime):
+        elif isinstance(value, date):
             out[key] = format_value(value, formatting)
         else:
             out[key] = value

@@ -57,6 +57,7 @@ RATE_LIMIT_TEXT = (
 ErrorTuple = tuple[str, str, str, str]  # errorno, description, description2, correction
 # status, function, control id, data, errors
 _Outcome = tuple[str, str, str, Any, list[ErrorTuple]]
+_TIMESTAMP_CACHE_SIZE = 100_000
 
 
 @dataclass
@@ -190,6 +191,7 @@ class IntacctGateway:
             self.sessions: dict[str, SandboxSession] = {}
             self.result_sets: dict[str, ResultSet] = {}
             self.stats = Stats()
+            self._timestamp_cache: dict[datetime, str] = {}
             self.seed(self.config.seed_vendors, self.config.seed_customers, self.config.seed)
 
     @property
@@ -292,6 +294,15 @@ class IntacctGateway:
         _sub(control, "controlid", request.control_id)
         _sub(control, "uniqueid", request.unique_id)
         _sub(control, "dtdversion", request.dtd_version)
+
+    def _timestamp(self, value: datetime) -> str:
+        # Rendering a 2,000-record page formats many equal timestamps: cache the text.
+        cached = self._timestamp_cache.get(value)
+        if cached is None:
+            if len(self._timestamp_cache) > _TIMESTAMP_CACHE_SIZE:
+                self._timestamp_cache.clear()
+            cached = self._timestamp_cache[value] = self.formatting.format_timestamp(value)
+        return cached
 
     def _iso(self, value: datetime) -> str:
         return value.astimezone(self.formatting.tz).isoformat(timespec="seconds")
@@ -951,11 +962,11 @@ class IntacctGateway:
                 target = existing if existing is not None else _sub(target, part)
             value: Any = record
             for part in parts:
-                value = value.get(part) if isinstance(value, Mapping) else None
+                value = value.get(part) if isinstance(value, dict) else None
             self._render_value(target, parts[-1], value)
 
     def _render_value(self, parent: etree._Element, name: str, value: Any) -> None:
-        if isinstance(value, Mapping):
+        if isinstance(value, dict):
             el = _sub(parent, name)
             for key, inner in value.items():
                 self._render_value(el, key, inner)
@@ -963,7 +974,7 @@ class IntacctGateway:
             for item in value:
                 self._render_value(parent, name, item)
         elif isinstance(value, datetime):
-            _sub(parent, name, self.formatting.format_timestamp(value))
+            _sub(parent, name, self._timestamp(value))
         elif isinstance(value, bool):
             _sub(parent, name, "true" if value else "false")
         elif value is None:

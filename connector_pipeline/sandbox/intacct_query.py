@@ -27,7 +27,7 @@ class QueryError(ValueError):
 def field_value(record: Mapping[str, Any], path: str) -> Any:
     value: Any = record
     for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
+        if not isinstance(value, dict) or part not in value:
             return None
         value = value[part]
     return value
@@ -170,8 +170,11 @@ def order_records(
     orders: Sequence[tuple[str, bool]],
     formatting: UserFormatting,
 ) -> list[dict[str, Any]]:
+    if len({ascending for _, ascending in orders}) <= 1:
+        descending = bool(orders) and not orders[0][1]
+        return sorted(records, key=lambda r: sort_key(r, orders, formatting), reverse=descending)
     out = list(records)
-    # Stable sorts from the last order to the first give a mixed asc/desc ordering.
+    # Mixed directions: stable sorts from the last order to the first.
     for path, ascending in reversed(orders):
         single = [(path, True)]
 
