@@ -206,3 +206,26 @@ def test_request_rate_limit(start_sandbox: SandboxFactory) -> None:
         for _ in range(8):
             assert len(client.query("VENDOR", FIELDS).records) == 2
     assert sandbox.get("stats")["rejected_rate"] > 0
+
+
+def test_timeouts_are_transient_for_reads_and_unknown_for_writes(
+    start_sandbox: SandboxFactory,
+) -> None:
+    sandbox = start_sandbox(seed_vendors=2)
+    vendor = sandbox.get("records/VENDOR")[0]["RECORDNO"]
+    with sandbox.client(timeout_s=0.5, max_attempts=2) as client:
+        _open(client)
+        sandbox.post("config", {"latency_ms": 1_500})
+        with pytest.raises(IntacctWriteOutcomeUnknown, match="ReadTimeout"):
+            client.create(TICKETS, _tickets(1, vendor))
+        assert client.calls_by_function()["create"] == 1
+        with pytest.raises(IntacctTransientError) as info:
+            client.query("VENDOR", FIELDS)
+        assert not isinstance(info.value, IntacctWriteOutcomeUnknown)
+        assert client.calls_by_function()["query"] == 1 + 2
+    sandbox.post("config", {"latency_ms": 0})
+    # The gateway finished the write after the client gave up: exactly why it is not resent.
+    deadline = time.monotonic() + 10
+    while not sandbox.get(f"records/{TICKETS}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(sandbox.get(f"records/{TICKETS}")) == 1
