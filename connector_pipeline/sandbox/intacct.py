@@ -211,7 +211,10 @@ def create_app(config: IntacctSandboxConfig | None = None) -> FastAPI:
                 )
                 total = f"{sandbox._rng.randint(0, 250_000) / 100:.2f}"
                 gateway.touch(
-                    "VENDOR", record, {"TOTALDUE": total, "DISPLAYCONTACT": {"PHONE1": phone}}
+                    "VENDOR",
+                    record,
+                    {"TOTALDUE": total, "DISPLAYCONTACT": {"PHONE1": phone}},
+                    scenario=True,
                 )
                 changed.append(record["VENDORID"])
         return {"modified": changed}
@@ -221,7 +224,7 @@ def create_app(config: IntacctSandboxConfig | None = None) -> FastAPI:
         changed = []
         with gateway.lock:
             for record in sandbox.pick_vendors(body.count, body.vendor_ids):
-                gateway.touch("VENDOR", record, {"STATUS": "inactive"})
+                gateway.touch("VENDOR", record, {"STATUS": "inactive"}, scenario=True)
                 changed.append(record["VENDORID"])
         return {"deactivated": changed}
 

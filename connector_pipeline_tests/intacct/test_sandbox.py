@@ -53,6 +53,9 @@ def test_scenario_api_changes_vendors(gateway: RunningSandbox) -> None:
     assert "V00005" not in rows and rows["NEW9"]["NAME"] == "Nine"
     stats = gateway.get("stats")
     assert stats["records"]["VENDOR"] == 50
+    # Edits made "in Intacct's UI" are not API writes: benchmarks count only the latter.
+    assert stats["writes"].get("VENDOR", 0) == 0
+    assert stats["scenario_writes"]["VENDOR"] == 1 + 5 + 1
     gateway.post("reset")
     assert len(gateway.get("records/VENDOR")) == 50
     assert gateway.get("stats")["requests"] == 0
