@@ -96,10 +96,16 @@ class Ledger:
         transaction committed, or raises `LedgerUnavailable`."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[InboxAppend] = loop.create_future()
+        # The outcome may land after this waiter gave up; mark it seen so asyncio does not
+        # report an unretrieved exception.
+        done.add_done_callback(_consume)
         self._pending.append((event, done))
         self._start_flushes()
         try:
-            return await asyncio.wait_for(asyncio.shield(done), timeout=self.timeout_s)
+            # `timeout()` rather than `wait_for()`: no extra task per delivery; `shield` keeps
+            # the result deliverable to the batch even after this waiter gave up.
+            async with asyncio.timeout(self.timeout_s):
+                return await asyncio.shield(done)
         except TimeoutError as exc:
             raise LedgerUnavailable(f"no answer within {self.timeout_s:g} s") from exc
 
@@ -130,6 +136,11 @@ class Ledger:
         finally:
             self._flushing -= 1
             self._start_flushes()
+
+
+def _consume(future: asyncio.Future[InboxAppend]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _write(store: StagingStore, events: list[InboxEvent]) -> list[InboxAppend | Exception]:

@@ -365,3 +365,30 @@ def test_access_logs_are_structured_and_carry_no_secrets_or_bodies(
         rendered = record.getMessage() + json.dumps(getattr(record, "fields", {}), default=str)
         for secret in (SECRET, marker, good[SIGNATURE_HEADER], forged[SIGNATURE_HEADER]):
             assert secret not in rendered
+
+
+def test_hung_ledger_gives_503_in_time_and_nothing_is_doubled(store: StagingStore) -> None:
+    """A write stuck behind a lock is answered 503 after the deadline; it may still commit
+    once the lock goes, and then Zendesk's retry is a duplicate: stored once either way."""
+    body = encode(ticket_event(50, event_id="evt-50"))
+    with receiver(store, ledger_timeout_s=0.5) as h:
+        with store.engine.begin() as conn:
+            if store.dialect == "postgresql":
+                conn.execute(text("LOCK TABLE webhook_inbox IN ACCESS EXCLUSIVE MODE"))
+            else:
+                conn.execute(text("SELECT 1"))  # BEGIN IMMEDIATE holds SQLite's write lock
+            stuck = post(h, body, signed_headers(body, invocation_id="inv-50"))
+            assert stuck.status_code == 503
+            assert stuck.headers["Retry-After"] == str(settings.WEBHOOK_RETRY_AFTER_S)
+
+        def retried() -> httpx.Response:
+            return post(h, body, signed_headers(body, invocation_id="inv-50"))
+
+        answer = retried()
+        for _ in range(20):  # the stuck write may still be finishing
+            if answer.status_code == 200:
+                break
+            answer = retried()
+        assert answer.status_code == 200
+        assert answer.json()["status"] in ("accepted", "duplicate")
+    assert [r["event_id"] for r in inbox(store)] == ["evt-50"]
