@@ -320,7 +320,14 @@ class ZendeskClient:
             raise ValueError("pass exactly one of ids or external_ids")
         key, values = ("ids", ids) if ids is not None else ("external_ids", external_ids)
         found: list[dict[str, Any]] = []
-        for chunk in _chunks(list(values or []), settings.ZENDESK_MAX_BATCH):
+        wanted = list(values or [])
+        if key == "external_ids":
+            # The parameter is comma-separated: an external id holding a comma can only be
+            # looked up one at a time, by search.
+            for external_id in [v for v in wanted if "," in str(v)]:
+                found.extend(self.search_organizations(external_id=str(external_id)))
+            wanted = [v for v in wanted if "," not in str(v)]
+        for chunk in _chunks(wanted, settings.ZENDESK_MAX_BATCH):
             data = self._json(
                 "GET", f"{API}/organizations/show_many.json", params={key: _joined(chunk)}
             )

@@ -235,8 +235,10 @@ def test_show_many_search_upsert_and_list(zendesk: RunningSandbox) -> None:
         {"external_id": "NEW-1", "name": "Brand New"}
     )
     assert was_created
+    comma, _ = client.create_or_update_organization({"external_id": "V,1", "name": "Comma"})
+    assert [o["id"] for o in client.show_many_organizations(external_ids=["v,1"])] == [comma["id"]]
     listed = list(client.iter_organizations(page_size=50))
-    assert len(listed) == 231 and len({o["id"] for o in listed}) == 231
+    assert len(listed) == 232 and len({o["id"] for o in listed}) == 232
     calls = client.calls_by_endpoint()
     assert calls["GET /organizations/show_many"] == 3 + 2
     assert calls["GET /organizations"] == 5
