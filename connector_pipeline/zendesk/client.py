@@ -585,6 +585,8 @@ class ZendeskClient:
             yield page
             if page.end_of_stream or page.passed_end_time or not page.after_cursor:
                 return
+            if page.received == 0 and page.after_cursor == params.get("cursor"):
+                return  # an empty page that does not move the cursor would loop forever
             params = {"per_page": per_page, "cursor": page.after_cursor}
 
 

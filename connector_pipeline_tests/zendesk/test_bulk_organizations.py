@@ -52,7 +52,8 @@ def test_5000_created_then_500_updated_with_every_result_checked() -> None:
 
 
 def test_never_more_than_30_jobs_in_flight() -> None:
-    with running_sandbox(job_delay_s=0.4) as sandbox:
+    # Jobs outlive the 30 submissions by far, so the limit, not timing, caps the count.
+    with running_sandbox(job_delay_s=1.5) as sandbox:
         client = sandbox.client(job_poll_initial_s=0.05)
         results = client.create_many_organizations(_orgs(3500))  # 35 jobs
         assert len(results) == 3500 and all(r.ok for r in results)
@@ -201,7 +202,7 @@ def test_crash_after_bulk_create_then_rerun_creates_no_duplicate() -> None:
 
 
 def test_immediate_rerun_while_jobs_still_run_creates_no_duplicate() -> None:
-    with running_sandbox(job_delay_s=0.5) as sandbox:
+    with running_sandbox(job_delay_s=1.5) as sandbox:
         orgs = _orgs(120)
         doomed = sandbox.client(sleep=_crash)
         with pytest.raises(_Crash):
@@ -265,7 +266,7 @@ def test_update_many_same_change_and_destroy_many(zendesk: RunningSandbox) -> No
 
 def test_job_lifecycle_is_visible(zendesk: RunningSandbox) -> None:
     with zendesk.scenario() as s:
-        s.post("/_sandbox/config", json={"job_delay_s": 1.0}).raise_for_status()
+        s.post("/_sandbox/config", json={"job_delay_s": 2.0}).raise_for_status()
     with zendesk.api() as api:
         job = api.post(
             "/api/v2/organizations/create_many", json={"organizations": [{"name": "slow"}]}

@@ -83,7 +83,7 @@ def _fixture(name: str) -> Any:
 @pytest.fixture
 def sandbox() -> Iterator[RunningSandbox]:
     fixture_bytes("zendesk", "SOURCES.md")  # skip (or fail in CI) without fixtures
-    with running_sandbox(job_delay_s=0.6) as running:
+    with running_sandbox(job_delay_s=2.0) as running:
         yield running
 
 
@@ -120,7 +120,7 @@ def test_create_many_queued_working_completed(sandbox: RunningSandbox) -> None:
         assert_same_shape(
             _fixture("organizations_create_many_job_status_queued.json"), queued.json()
         )
-        time.sleep(0.3)
+        time.sleep(0.8)  # "working" from 30 % of the delay until it completes
         working = api.get(f"/api/v2/job_statuses/{job_id}.json").json()
         assert working["job_status"]["status"] == "working"
         # job_type appears in 2024 recordings only: the sandbox sends it, as Zendesk does now.
