@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -153,10 +154,47 @@ async def _drive(port: int, requests: list[bytes], concurrency: int) -> dict[str
 
 
 def load(port: int, requests: list[bytes], concurrency: int) -> dict[str, Any]:
-    return asyncio.run(_drive(port, requests, concurrency))
+    cpu = time.process_time()
+    result = asyncio.run(_drive(port, requests, concurrency))
+    result["cpu_s"] = time.process_time() - cpu
+    return result
 
 
 # ---------------------------------------------------------------- receiver and ledgers
+def cpu_by_pid(processes: list[psutil.Process]) -> dict[int, float]:
+    """User + system CPU seconds of each process and its children (workers)."""
+    seen: dict[int, float] = {}
+    for process in processes:
+        try:
+            family = [process, *process.children(recursive=True)]
+        except psutil.Error:
+            continue
+        for member in family:
+            try:
+                times = member.cpu_times()
+            except psutil.Error:
+                continue
+            seen[member.pid] = times.user + times.system
+    return seen
+
+
+def cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
+def postgres_backends(database: str | None) -> list[psutil.Process]:
+    """The server processes serving `database` (their title names it); shared background
+    processes and other databases' backends (other work on the machine) are left out."""
+    if database is None:
+        return []
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        title = " ".join(process.info["cmdline"] or [])
+        if title.startswith("postgres:") and f" {database} " in f" {title} ":
+            found.append(process)
+    return found
+
+
 @contextmanager
 def postgres_database() -> Iterator[str]:
     base = make_url(normalize_url(os.environ.get("CONNECTOR_TEST_POSTGRES_URL", POSTGRES_DEFAULT)))
@@ -180,7 +218,7 @@ def postgres_database() -> Iterator[str]:
 
 
 @contextmanager
-def receiver(ledger_url: str, workers: int) -> Iterator[int]:
+def receiver(ledger_url: str, workers: int) -> Iterator[tuple[int, psutil.Process]]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
@@ -218,7 +256,7 @@ def receiver(ledger_url: str, workers: int) -> Iterator[int]:
             time.sleep(0.2)
         # With several workers, give each a chance to finish importing before the run.
         time.sleep(1.0 * workers)
-        yield port
+        yield port, psutil.Process(proc.pid)
     finally:
         proc.terminate()
         try:
@@ -232,11 +270,16 @@ def measure(
     ledger: str, ledger_url: str, workers: int, pool: ProcessPoolExecutor
 ) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
-    with receiver(ledger_url, workers) as port:
+    with receiver(ledger_url, workers) as (port, server):
         warmup = presigned_requests(port, WARMUP, first_ticket=1)
         pool.submit(load, port, warmup, CONCURRENCY).result()
         requests = presigned_requests(port, DELIVERIES, first_ticket=WARMUP + 1)
+        database = make_url(ledger_url).database if ledger == "postgres" else None
+        receiver_before = cpu_by_pid([server])
+        postgres_before = cpu_by_pid(postgres_backends(database))
         run = pool.submit(load, port, requests, CONCURRENCY).result()
+        receiver_cpu = cpu_spent(receiver_before, cpu_by_pid([server]))
+        postgres_cpu = cpu_spent(postgres_before, cpu_by_pid(postgres_backends(database)))
     store = StagingStore.open(ledger_url)
     try:
         rows = store.inbox_stats()["total"]
@@ -258,6 +301,13 @@ def measure(
         "max_ms": round(latencies[-1] * 1000, 2),
         "inbox_rows": rows,
         "lost": WARMUP + accepted - rows,
+        # CPU per delivery does not depend on what else the machine runs; with it, the
+        # rate an otherwise idle 2-core machine could sustain is 2 s / (sum of the three).
+        "cpu_ms_per_delivery": {
+            "receiver": round(receiver_cpu / DELIVERIES * 1000, 3),
+            "postgres": round(postgres_cpu / DELIVERIES * 1000, 3),
+            "load_generator": round(run["cpu_s"] / DELIVERIES * 1000, 3),
+        },
         # Other processes on the machine compete for the same 2 cores; say how busy it was.
         "load_avg_1m_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }

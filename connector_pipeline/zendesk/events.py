@@ -15,7 +15,6 @@ Only values that can be read without guessing are put in `ticket`; anything else
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -50,7 +49,7 @@ _STATUSES = {
     "closed": "closed",
     "deleted": "deleted",
 }
-_PRIORITIES = {"low", "normal", "high", "urgent"}
+_PRIORITIES = {p: p for p in ("low", "normal", "high", "urgent")}
 # `{{ticket.ticket_type}}` renders "Ticket" when no type is set.
 _TYPES = {"problem": "problem", "incident": "incident", "question": "question", "task": "task"}
 _NO_TYPE = {"ticket", ""}
@@ -138,28 +137,25 @@ def parse_webhook_data(data: Any) -> WebhookEvent:
 def normalize_ticket(fields: Mapping[str, Any]) -> dict[str, Any]:
     """Zendesk ticket fields from a webhook, in REST API shape: ids as ints (an empty or
     zero id means "none"), enums in lower case, timestamps as `YYYY-MM-DDTHH:MM:SSZ`, tags
-    as a list. Values that cannot be read are left out; unknown fields pass through."""
+    as a list. Values that cannot be read are left out (so `complete` turns False instead
+    of staging a guess); unknown fields pass through."""
     ticket: dict[str, Any] = {}
     for key, value in fields.items():
         key = _DETAIL_RENAMES.get(key, key)
-        if key in _ID_FIELDS:
-            _put(ticket, key, value, _to_id)
-        elif key == "status":
-            _put(ticket, key, value, lambda v: _enum(v, _STATUSES))
-        elif key == "priority":
-            _put(ticket, key, value, lambda v: _enum(v, {p: p for p in _PRIORITIES}))
-        elif key == "type":
-            _put(ticket, key, value, _ticket_type)
-        elif key in _TIMESTAMP_FIELDS:
-            _put(ticket, key, value, _timestamp)
-        elif key == "tags":
-            _put(ticket, key, value, _tags)
-        elif key in _NULLABLE_TEXT_FIELDS:
-            ticket[key] = value if value not in ("", None) else None
-        elif key == "is_public":
-            _put(ticket, key, value, _boolean)
-        else:
+        convert = _CONVERTERS.get(key)
+        if convert is None:
+            if key in _NULLABLE_TEXT_FIELDS and value == "":
+                value = None
             ticket[key] = value
+        elif value is None or value == "":
+            ticket[key] = None
+        else:
+            # try/except rather than contextlib.suppress: this runs for every field of
+            # every delivery, and suppress() builds an object per call.
+            try:  # noqa: SIM105
+                ticket[key] = convert(value)
+            except _Unreadable:
+                pass
     return ticket
 
 
@@ -265,16 +261,6 @@ def _parse_trigger_template(data: dict[str, Any]) -> WebhookEvent:
 
 
 # ---------------------------------------------------------------------------- values
-def _put(ticket: dict[str, Any], key: str, value: Any, convert: Callable[[Any], Any]) -> None:
-    """Set `key` to the converted value; null-like input becomes None; a value that cannot
-    be read is left out (so `complete` turns False instead of staging a guess)."""
-    if value is None or value == "":
-        ticket[key] = None
-        return
-    with contextlib.suppress(_Unreadable):
-        ticket[key] = convert(value)
-
-
 class _Unreadable(Exception):
     pass
 
@@ -317,6 +303,13 @@ def _ticket_type(value: Any) -> str | None:
 
 
 def _timestamp(value: Any) -> str:
+    if isinstance(value, str) and len(value) == 20 and value[10::3] == "T::Z":
+        # Already in REST format (the usual case): only check that it is a real time.
+        try:
+            datetime.fromisoformat(value[:19])
+            return value
+        except ValueError:
+            raise _Unreadable from None
     parsed = parse_timestamp(value)
     if parsed is None:
         raise _Unreadable
@@ -337,6 +330,25 @@ def _boolean(value: Any) -> bool:
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
     raise _Unreadable
+
+
+def _status(value: Any) -> str:
+    return _enum(value, _STATUSES)
+
+
+def _priority(value: Any) -> str:
+    return _enum(value, _PRIORITIES)
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    **dict.fromkeys(_ID_FIELDS, _to_id),
+    **dict.fromkeys(_TIMESTAMP_FIELDS, _timestamp),
+    "status": _status,
+    "priority": _priority,
+    "type": _ticket_type,
+    "tags": _tags,
+    "is_public": _boolean,
+}
 
 
 def _subject_ticket_id(subject: Any) -> int | None:

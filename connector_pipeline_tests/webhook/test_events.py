@@ -184,3 +184,11 @@ def test_any_json_either_parses_or_is_refused_cleanly(value: object) -> None:
     assert event.ticket_id is None or isinstance(event.ticket_id, int)
     if event.complete:
         assert event.ticket["id"] == event.ticket_id
+
+
+def test_impossible_rest_style_timestamp_is_not_staged() -> None:
+    payload = ticket_event(3)
+    payload["detail"]["updated_at"] = "2023-13-45T10:11:12Z"
+    event = parse_webhook_payload(encode(payload))
+    assert "updated_at" not in event.ticket
+    assert not event.complete
