@@ -22,18 +22,20 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     Table,
     and_,
+    any_,
     bindparam,
     create_engine,
     event,
     func,
+    literal,
     or_,
     select,
     text,
-    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -285,6 +287,15 @@ class StagingStore:
             with self.engine.connect().execution_options(**{_READONLY: True}) as own:
                 yield own
 
+    def _in(self, column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+        """`column IN values`. On Postgres as `= ANY(array)`, one parameter: psycopg prepares
+        statements it runs often, and the generic plan Postgres then picks for a list of a
+        thousand parameters can scan the whole table (measured: 1.5 s instead of 0.05 s per
+        thousand keys on 100,000 vendors)."""
+        if self.dialect == "postgresql":
+            return column == any_(literal(list(values), postgresql.ARRAY(column.type)))
+        return column.in_(values)
+
     def _insert(self, table: Table) -> Any:
         module = postgresql if self.dialect == "postgresql" else sqlite
         return module.insert(table)
@@ -326,47 +337,55 @@ class StagingStore:
         `cursor=(name, value)` the cursor is stored in the same transaction."""
         counts = UpsertCounts()
         now = utcnow()
-        key = tuple_(intacct_vendors.c.source_object, intacct_vendors.c.record_no)
+        v = intacct_vendors
+        stmt = self._insert(v)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[v.c.source_object, v.c.record_no],
+            set_={
+                col: stmt.excluded[col]
+                for col in (
+                    "vendor_id",
+                    "name",
+                    "status",
+                    "when_modified",
+                    "raw",
+                    "content_hash",
+                    "staged_at",
+                )
+            },
+            # Guards against a concurrent writer between the hash lookup and this write.
+            where=v.c.content_hash != stmt.excluded.content_hash,
+        )
         with self._write(conn) as c:
             for chunk in _chunks(rows, settings.UPSERT_CHUNK_ROWS):
-                chunk = _last_per_key(chunk, lambda r: (r["source_object"], r["record_no"]))
-                keys = [(r["source_object"], r["record_no"]) for r in chunk]
-                known = {
-                    (r.source_object, r.record_no): r.content_hash
-                    for r in c.execute(
-                        select(
-                            intacct_vendors.c.source_object,
-                            intacct_vendors.c.record_no,
-                            intacct_vendors.c.content_hash,
-                        ).where(key.in_(keys))
-                    )
-                }
-                new = sum(1 for k in keys if k not in known)
-                unchanged = sum(
-                    1 for k, r in zip(keys, chunk, strict=True) if known.get(k) == r["content_hash"]
-                )
-                counts += UpsertCounts(new, len(chunk) - new - unchanged, unchanged)
-                stmt = self._insert(intacct_vendors)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=[intacct_vendors.c.source_object, intacct_vendors.c.record_no],
-                    set_={
-                        col: stmt.excluded[col]
-                        for col in (
-                            "vendor_id",
-                            "name",
-                            "status",
-                            "when_modified",
-                            "raw",
-                            "content_hash",
-                            "staged_at",
-                        )
-                    },
-                    where=intacct_vendors.c.content_hash != stmt.excluded.content_hash,
-                )
-                c.execute(stmt, [{**r, "staged_at": now} for r in chunk])
+                chunk = _last_per_key(chunk, _vendor_key)
+                known = self._vendor_hashes(c, chunk)
+                # Unchanged rows are not sent at all: a re-load of an unchanged source then
+                # costs one indexed lookup per chunk instead of a write per row.
+                fresh = [r for r in chunk if known.get(_vendor_key(r)) != r["content_hash"]]
+                new = sum(1 for r in fresh if _vendor_key(r) not in known)
+                counts += UpsertCounts(new, len(fresh) - new, len(chunk) - len(fresh))
+                if fresh:
+                    c.execute(stmt, [{**r, "staged_at": now} for r in fresh])
             if cursor is not None:
                 self.set_cursor(*cursor, conn=c)
         return counts
+
+    def _vendor_hashes(self, c: Connection, chunk: list[VendorRow]) -> dict[tuple[str, int], str]:
+        """Stored content hashes for the chunk's keys. One query per source object with a
+        plain IN on record_no: a row-value IN over both key columns is not served by the
+        primary key index on Postgres and scans the whole table."""
+        v = intacct_vendors
+        by_object: dict[str, list[int]] = {}
+        for r in chunk:
+            by_object.setdefault(r["source_object"], []).append(r["record_no"])
+        known: dict[tuple[str, int], str] = {}
+        for source_object, record_nos in by_object.items():
+            query = select(v.c.record_no, v.c.content_hash).where(
+                v.c.source_object == source_object, self._in(v.c.record_no, record_nos)
+            )
+            known.update(((source_object, n), h) for n, h in c.execute(query))
+        return known
 
     def vendors(
         self, source_objects: Sequence[str] | None = None, conn: Connection | None = None
@@ -398,6 +417,32 @@ class StagingStore:
         counts = UpsertCounts()
         now = utcnow()
         t = zendesk_tickets
+        stmt = self._insert(t)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[t.c.ticket_id],
+            set_={
+                col: stmt.excluded[col]
+                for col in (
+                    "organization_id",
+                    "status",
+                    "updated_at",
+                    "generated_timestamp",
+                    "version",
+                    "raw",
+                    "content_hash",
+                    "source",
+                    "staged_at",
+                )
+            },
+            # Guards against a concurrent writer between the version lookup and this write.
+            where=or_(
+                stmt.excluded.version > t.c.version,
+                and_(
+                    stmt.excluded.version == t.c.version,
+                    stmt.excluded.content_hash != t.c.content_hash,
+                ),
+            ),
+        )
         with self._write(conn) as c:
             for chunk in _chunks(rows, settings.UPSERT_CHUNK_ROWS):
                 chunk = _latest_per_ticket(chunk)
@@ -405,48 +450,31 @@ class StagingStore:
                     r.ticket_id: (r.version, r.content_hash)
                     for r in c.execute(
                         select(t.c.ticket_id, t.c.version, t.c.content_hash).where(
-                            t.c.ticket_id.in_([r["ticket_id"] for r in chunk])
+                            self._in(t.c.ticket_id, [r["ticket_id"] for r in chunk])
                         )
                     )
                 }
                 new = changed = unchanged = stale = 0
+                to_write = []
                 for r in chunk:
                     have = known.get(r["ticket_id"])
                     if have is None:
                         new += 1
                     elif r["version"] < have[0]:
                         stale += 1
-                    elif r["content_hash"] == have[1]:
-                        unchanged += 1
-                    else:
+                        continue
+                    elif r["content_hash"] != have[1]:
                         changed += 1
+                    else:
+                        unchanged += 1
+                        # A newer version is still stored, so the held version never lags
+                        # and an older row arriving later stays stale.
+                        if r["version"] == have[0]:
+                            continue
+                    to_write.append({**r, "staged_at": now})
                 counts += UpsertCounts(new, changed, unchanged, stale)
-                stmt = self._insert(t)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=[t.c.ticket_id],
-                    set_={
-                        col: stmt.excluded[col]
-                        for col in (
-                            "organization_id",
-                            "status",
-                            "updated_at",
-                            "generated_timestamp",
-                            "version",
-                            "raw",
-                            "content_hash",
-                            "source",
-                            "staged_at",
-                        )
-                    },
-                    where=or_(
-                        stmt.excluded.version > t.c.version,
-                        and_(
-                            stmt.excluded.version == t.c.version,
-                            stmt.excluded.content_hash != t.c.content_hash,
-                        ),
-                    ),
-                )
-                c.execute(stmt, [{**r, "staged_at": now} for r in chunk])
+                if to_write:
+                    c.execute(stmt, to_write)
             if cursor is not None:
                 self.set_cursor(*cursor, conn=c)
         return counts
@@ -456,7 +484,7 @@ class StagingStore:
     ) -> list[dict[str, Any]]:
         query = select(zendesk_tickets).order_by(zendesk_tickets.c.ticket_id)
         if ticket_ids is not None:
-            query = query.where(zendesk_tickets.c.ticket_id.in_(list(ticket_ids)))
+            query = query.where(self._in(zendesk_tickets.c.ticket_id, list(ticket_ids)))
         with self._read(conn) as c:
             return [dict(r._mapping) for r in c.execute(query)]
 
@@ -480,7 +508,7 @@ class StagingStore:
         query = select(vendor_org_links)
         if external_ids is not None:
             query = query.where(
-                vendor_org_links.c.external_id.in_([e.lower() for e in external_ids])
+                self._in(vendor_org_links.c.external_id, [e.lower() for e in external_ids])
             )
         with self._read(conn) as c:
             return {r.external_id: dict(r._mapping) for r in c.execute(query)}
@@ -495,7 +523,7 @@ class StagingStore:
     ) -> dict[int, dict[str, Any]]:
         query = select(ticket_record_links)
         if ticket_ids is not None:
-            query = query.where(ticket_record_links.c.ticket_id.in_(list(ticket_ids)))
+            query = query.where(self._in(ticket_record_links.c.ticket_id, list(ticket_ids)))
         with self._read(conn) as c:
             return {r.ticket_id: dict(r._mapping) for r in c.execute(query)}
 
@@ -580,18 +608,22 @@ class StagingStore:
                     written += len(chunk)
         return written
 
-    @staticmethod
     def _update_existing(
-        table: Table, key: str, shape: tuple[str, ...], rows: list[dict[str, Any]], c: Connection
+        self,
+        table: Table,
+        key: str,
+        shape: tuple[str, ...],
+        rows: list[dict[str, Any]],
+        c: Connection,
     ) -> None:
         keys = [r[key] for r in rows]
-        found = set(c.execute(select(table.c[key]).where(table.c[key].in_(keys))).scalars())
+        found = set(c.execute(select(table.c[key]).where(self._in(table.c[key], keys))).scalars())
         if missing := [k for k in keys if k not in found]:
             raise ValueError(
                 f"{table.name}: no link yet for {missing[:10]}; a new link needs "
                 f"{sorted(col.name for col in table.columns if not col.nullable)}"
             )
-        values = {col: bindparam(f"v_{col}") for col in shape if col != key}
+        values: dict[str, Any] = {col: bindparam(f"v_{col}") for col in shape if col != key}
         if values:
             c.execute(
                 update(table).where(table.c[key] == bindparam("k")).values(values),
@@ -680,7 +712,9 @@ class StagingStore:
         with self._write(conn) as c:
             for chunk in _chunks(ids, settings.UPSERT_CHUNK_ROWS):
                 c.execute(
-                    update(w).where(w.c.id.in_(chunk)).values(processed_at=utcnow(), error=None)
+                    update(w)
+                    .where(self._in(w.c.id, chunk))
+                    .values(processed_at=utcnow(), error=None)
                 )
 
     def release_inbox(self, ids: Sequence[int], error: str, conn: Connection | None = None) -> None:
@@ -691,7 +725,7 @@ class StagingStore:
         with self._write(conn) as c:
             c.execute(
                 update(w)
-                .where(w.c.id.in_(list(ids)))
+                .where(self._in(w.c.id, list(ids)))
                 .values(
                     claimed_at=None, lease_expires_at=None, claim_token=None, error=error[:2000]
                 )
@@ -728,18 +762,33 @@ class StagingStore:
     ) -> None:
         """Put a record in quarantine, or count one more failed attempt if it is there;
         a resolved entry that fails again is reopened."""
+        self.quarantine_add_many(kind, [(key, reason, payload)], conn=conn)
+
+    def quarantine_add_many(
+        self,
+        kind: str,
+        entries: Iterable[tuple[str, str, Any]],
+        conn: Connection | None = None,
+    ) -> None:
+        """`quarantine_add` for many (key, reason, payload) entries of one kind at once."""
         now = utcnow()
         q = quarantine
-        stmt = self._insert(q).values(
-            kind=kind,
-            key=str(key),
-            reason=reason[:4000],
-            payload=payload,
-            attempts=1,
-            first_seen=now,
-            last_seen=now,
-            resolved_at=None,
-        )
+        rows = {
+            str(key): {
+                "kind": kind,
+                "key": str(key),
+                "reason": reason[:4000],
+                "payload": payload,
+                "attempts": 1,
+                "first_seen": now,
+                "last_seen": now,
+                "resolved_at": None,
+            }
+            for key, reason, payload in entries
+        }
+        if not rows:
+            return
+        stmt = self._insert(q)
         stmt = stmt.on_conflict_do_update(
             index_elements=[q.c.kind, q.c.key],
             set_={
@@ -751,7 +800,8 @@ class StagingStore:
             },
         )
         with self._write(conn) as c:
-            c.execute(stmt)
+            for chunk in _chunks(list(rows.values()), settings.UPSERT_CHUNK_ROWS):
+                c.execute(stmt, chunk)
 
     def quarantine_list(
         self, kind: str | None = None, *, include_resolved: bool = False
@@ -775,13 +825,13 @@ class StagingStore:
             for chunk in _chunks(keys, settings.UPSERT_CHUNK_ROWS):
                 resolved += c.execute(
                     update(q)
-                    .where(q.c.kind == kind, q.c.key.in_(chunk), q.c.resolved_at.is_(None))
+                    .where(q.c.kind == kind, self._in(q.c.key, chunk), q.c.resolved_at.is_(None))
                     .values(resolved_at=utcnow())
                 ).rowcount
         return resolved
 
     def quarantine_count(self, kind: str | None = None) -> int:
-        where = [quarantine.c.resolved_at.is_(None)]
+        where: list[ColumnElement[bool]] = [quarantine.c.resolved_at.is_(None)]
         if kind is not None:
             where.append(quarantine.c.kind == kind)
         return self.count(quarantine, *where)
@@ -796,6 +846,10 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+def _vendor_key(row: VendorRow) -> tuple[str, int]:
+    return (row["source_object"], row["record_no"])
 
 
 def _last_per_key(rows: list[Any], key: Any) -> list[Any]:

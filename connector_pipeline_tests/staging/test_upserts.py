@@ -88,6 +88,17 @@ def test_ticket_latest_version_wins(store: StagingStore) -> None:
     assert held[1]["source"] == "webhook"
 
 
+def test_ticket_newer_version_with_same_content_is_kept(store: StagingStore) -> None:
+    store.upsert_tickets([ticket_row(1, version=10)])
+    same_content = ticket_row(1, version=10)
+    same_content["version"] = 12  # e.g. a webhook echo of a change that altered nothing mapped
+    assert store.upsert_tickets([same_content]) == UpsertCounts(unchanged=1)
+    assert store.tickets([1])[0]["version"] == 12
+    # So a row in between, arriving late, is stale rather than newer.
+    assert store.upsert_tickets([ticket_row(1, version=11)]) == UpsertCounts(stale=1)
+    assert store.tickets([1])[0]["version"] == 12
+
+
 def test_ticket_duplicates_in_one_batch_keep_highest_version(store: StagingStore) -> None:
     batch = [
         ticket_row(5, version=3, status="pending"),
