@@ -208,7 +208,8 @@ class ZendeskClient:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         incremental: bool = False,
-    ) -> httpx.Response:
+    ) -> tuple[httpx.Response, Any]:
+        """(response, decoded JSON body or None), after retries."""
         retrying = Retrying(
             retry=retry_if_exception(lambda exc: isinstance(exc, ZendeskError) and exc.retryable),
             wait=self._wait,
@@ -229,7 +230,7 @@ class ZendeskClient:
         params: Mapping[str, Any] | None,
         json: Any,
         incremental: bool,
-    ) -> httpx.Response:
+    ) -> tuple[httpx.Response, Any]:
         if incremental:
             self._incremental.acquire()
         with self._lock:
@@ -250,9 +251,19 @@ class ZendeskClient:
             self.last_rate_limit = info
         if response.status_code >= 400:
             raise parse_error(response.status_code, response.content, response.headers)
+        data = None
+        if response.status_code != 204 and response.content:
+            try:
+                data = response.json()
+            except ValueError as exc:
+                # A 2xx that is not JSON is a proxy or maintenance page: transient.
+                raise ZendeskServerError(
+                    f"Zendesk {method} {path}: HTTP {response.status_code} with a non-JSON body",
+                    status=response.status_code,
+                ) from exc
         if info is not None:
             self._pace(info)
-        return response
+        return response, data
 
     def _json(
         self,
@@ -263,17 +274,9 @@ class ZendeskClient:
         json: Any = None,
         incremental: bool = False,
     ) -> dict[str, Any]:
-        response = self._request(method, path, params=params, json=json, incremental=incremental)
-        if response.status_code == 204 or not response.content:
+        _, data = self._request(method, path, params=params, json=json, incremental=incremental)
+        if data is None:
             return {}
-        try:
-            data = response.json()
-        except ValueError as exc:
-            # A 2xx that is not JSON is a proxy or maintenance page: transient.
-            raise ZendeskServerError(
-                f"Zendesk {method} {path}: HTTP {response.status_code} with a non-JSON body",
-                status=response.status_code,
-            ) from exc
         if not isinstance(data, dict):
             raise ZendeskServerError(f"Zendesk {method} {path}: unexpected JSON {type(data)}")
         return data
@@ -369,12 +372,12 @@ class ZendeskClient:
         self, organization: Mapping[str, Any]
     ) -> tuple[dict[str, Any], bool]:
         """Upsert matched by id or external_id (never by name). Returns (org, created)."""
-        response = self._request(
+        response, data = self._request(
             "POST",
             f"{API}/organizations/create_or_update.json",
             json={"organization": dict(organization)},
         )
-        return dict(response.json()["organization"]), response.status_code == 201
+        return dict(data["organization"]), response.status_code == 201
 
     def create_many_organizations(
         self, organizations: Sequence[Mapping[str, Any]]

@@ -22,7 +22,13 @@ from connector_pipeline.zendesk import (
 from connector_pipeline.zendesk.errors import is_duplicate_value
 from connector_pipeline.zendesk.ratelimit import parse_rate_limit_headers, parse_structured
 from connector_pipeline_tests.support import free_port
-from connector_pipeline_tests.zendesk.conftest import FAST_CLIENT, RunningSandbox, running_sandbox
+from connector_pipeline_tests.zendesk.conftest import (
+    FAST_CLIENT,
+    RunningSandbox,
+    replay_client,
+    replay_server,
+    running_sandbox,
+)
 
 
 def _script(sandbox: RunningSandbox, *kinds: str) -> None:
@@ -265,3 +271,15 @@ def test_json_suffix_is_optional(zendesk: RunningSandbox) -> None:
         without = api.get(f"/api/v2/organizations/{org_id}").json()
     assert created.status_code == 201 and with_suffix == without
     assert httpx.get(f"{zendesk.url}/api/v2/organizations").status_code == 401
+
+
+def test_a_2xx_maintenance_page_is_retried() -> None:
+    answers = [
+        (200, b"<html><title>Maintenance</title></html>", {}),
+        (200, b'{"organizations": [{"id": 7}]}', {}),
+    ]
+    with replay_server(lambda m, p, q: answers.pop(0)) as server:
+        client = replay_client(server)
+        assert client.show_many_organizations(ids=[7]) == [{"id": 7}]
+        assert (client.http_calls, client.retries) == (2, 1)
+        client.close()
