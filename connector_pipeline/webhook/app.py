@@ -154,10 +154,12 @@ def create_app(
         fields = log_fields(request.scope)
         headers = request.headers
         invocation_id = headers.get(INVOCATION_ID_HEADER)
+        # Clipped: before verification these are whatever the sender chose to send.
+        clip = settings.WEBHOOK_MAX_ID_LENGTH
         fields.update(
-            invocation_id=invocation_id,
-            webhook_id=headers.get(WEBHOOK_ID_HEADER),
-            account_id=headers.get(ACCOUNT_ID_HEADER),
+            invocation_id=invocation_id and invocation_id[:clip],
+            webhook_id=(headers.get(WEBHOOK_ID_HEADER) or "")[:clip] or None,
+            account_id=(headers.get(ACCOUNT_ID_HEADER) or "")[:clip] or None,
         )
         try:
             body = await read_body(request, max_bytes=max_body_bytes, timeout_s=body_timeout_s)
@@ -198,7 +200,7 @@ def create_app(
             headers={k: v for k in settings.WEBHOOK_STORED_HEADERS if (v := headers.get(k))},
             invocation_id=invocation_id or None,
             event_id=parsed.event_id,
-            event_type=parsed.event_type[:128],
+            event_type=parsed.event_type[: settings.WEBHOOK_MAX_ID_LENGTH],
             ticket_id=parsed.ticket_id,
         )
         try:
