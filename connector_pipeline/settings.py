@@ -198,3 +198,34 @@ WEBHOOK_HEADER_READ_TIMEOUT_S = 10.0
 WEBHOOK_GRACEFUL_SHUTDOWN_S = 10
 
 # --- pipeline (Dagster assets, schedules, sensors) ---
+ENV_MAPPING_FILE = "ML_CONNECTOR_MAPPING_FILE"
+ENV_TICKETS_START_DATE = "ML_CONNECTOR_TICKETS_START_DATE"
+ENV_VENDOR_SYNC_CRON = "ML_CONNECTOR_VENDOR_SYNC_CRON"
+ENV_TICKET_POLL_CRON = "ML_CONNECTOR_TICKET_POLL_CRON"
+ENV_RECONCILE_CRON = "ML_CONNECTOR_RECONCILE_CRON"
+ENV_SCHEDULES_RUNNING = "ML_CONNECTOR_SCHEDULES_RUNNING"
+ENV_INBOX_SENSOR_INTERVAL_S = "ML_CONNECTOR_INBOX_SENSOR_INTERVAL_S"
+DEFAULT_SOURCE_OBJECTS = "VENDOR"
+DEFAULT_TICKETS_START_DATE = "2026-01-01"
+DEFAULT_VENDOR_SYNC_CRON = "*/15 * * * *"
+DEFAULT_TICKET_POLL_CRON = "*/15 * * * *"
+DEFAULT_RECONCILE_CRON = "30 2 * * *"
+DEFAULT_INBOX_SENSOR_INTERVAL_S = 30
+INTACCT_POOL = "intacct_api"
+# Larger than any RECORDNO: (t, INTACCT_RECORDNO_MAX) sorts after every record of second t.
+INTACCT_RECORDNO_MAX = 2**62
+ZENDESK_POOL = "zendesk_api"
+# Step retries for transient API failures (DESIGN.md decision 6): seconds before the first
+# retry, doubling after, with jitter.
+API_STEP_MAX_RETRIES = 3
+API_STEP_RETRY_DELAY_S = 15
+# How many times a rate-limited step may be rescheduled with the wait the API asked for.
+RATE_LIMIT_MAX_RETRIES = 5
+# Inbox drained per claim; the sensor asks for one run per batch of new rows.
+INBOX_DRAIN_BATCH = 500
+# Asset checks: how old a cursor may be before it is reported stale, and how many open
+# quarantine entries are tolerated before a warning.
+CURSOR_STALE_AFTER_S = 6 * 3600
+QUARANTINE_WARN_THRESHOLD = 0
+# Rows shown in the markdown preview of a run's changes.
+PREVIEW_ROWS = 25

@@ -256,10 +256,11 @@ def intacct_ticket_records(
         unknown = [w.ticket_id for w in plan.writes if w.record_id is None]
         existing = _existing_records(client, mapping, unknown) if unknown else {}
         creates = [w for w in plan.writes if (w.record_id or existing.get(w.ticket_id)) is None]
-        updates = [w for w in plan.writes if w not in creates]
+        to_create = {w.ticket_id for w in creates}
+        updates = [w for w in plan.writes if w.ticket_id not in to_create]
         preview = [
             {
-                "action": "create" if w in creates else "update",
+                "action": "create" if w.ticket_id in to_create else "update",
                 "ticket_id": w.ticket_id,
                 "vendor_id": w.vendor_id,
                 **w.record,
@@ -354,33 +355,31 @@ def _record_outcomes(
 ) -> None:
     now = utcnow()
     rows: list[TicketLinkRow] = []
+    failed: list[tuple[str, str, Any]] = []
+    for ticket_id, (record_id, error) in outcomes.items():
+        w = writes[ticket_id]
+        row: TicketLinkRow = {"ticket_id": ticket_id, "vendor_id": w.vendor_id, "last_error": error}
+        if record_id is not None:
+            row["record_id"] = record_id
+        if error is None:
+            row.update(written_hash=w.hash, written_at=now)
+        else:
+            failed.append((str(ticket_id), error, w.record))
+        rows.append(row)
+    # Deleted before ever being written: remember that nothing is owed to Intacct.
+    rows += [
+        {"ticket_id": t, "written_hash": content_hash({"deleted_unwritten": t}), "written_at": now}
+        for t in plan.deleted_unwritten
+    ]
+    written = [str(t) for t, (_, error) in outcomes.items() if error is None]
     with store.transaction() as conn:
-        for ticket_id, (record_id, error) in outcomes.items():
-            w = writes[ticket_id]
-            row: TicketLinkRow = {
-                "ticket_id": ticket_id,
-                "vendor_id": w.vendor_id,
-                "last_error": error,
-            }
-            if record_id is not None:
-                row["record_id"] = record_id
-            if error is None:
-                row.update(written_hash=w.hash, written_at=now)
-                store.quarantine_resolve(QUARANTINE_RECORD, [str(ticket_id)], conn=conn)
-            else:
-                store.quarantine_add(QUARANTINE_RECORD, str(ticket_id), error, w.record, conn=conn)
-            rows.append(row)
-        # Deleted before ever being written: remember that nothing is owed to Intacct.
-        rows += [
-            {
-                "ticket_id": t,
-                "written_hash": content_hash({"deleted_unwritten": t}),
-                "written_at": now,
-            }
-            for t in plan.deleted_unwritten
-        ]
         store.upsert_ticket_links(rows, conn=conn)
-        for ticket_id, reason in plan.unmatched.items():
-            store.quarantine_add(QUARANTINE_UNMATCHED, str(ticket_id), reason, None, conn=conn)
+        store.quarantine_add_many(QUARANTINE_RECORD, failed, conn=conn)
+        store.quarantine_resolve(QUARANTINE_RECORD, written, conn=conn)
+        store.quarantine_add_many(
+            QUARANTINE_UNMATCHED,
+            [(str(t), reason, None) for t, reason in plan.unmatched.items()],
+            conn=conn,
+        )
         matched = [str(t) for t in outcomes] + [str(t) for t in plan.deleted_unwritten]
         store.quarantine_resolve(QUARANTINE_UNMATCHED, matched, conn=conn)

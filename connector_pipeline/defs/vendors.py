@@ -1,7 +1,7 @@
 """Intacct vendors into the ledger, and from the ledger into Zendesk organizations."""
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -48,6 +48,16 @@ def _load_position(value: str | None) -> tuple[datetime, int] | None:
     return datetime.fromisoformat(data["when_modified"]), int(data["record_no"])
 
 
+def resume_point(watermark: tuple[datetime, int]) -> tuple[datetime, int]:
+    """Where an incremental read starts: the whole second of the watermark again.
+
+    Intacct timestamps have one-second precision, so a record modified later in that same
+    second with a lower RECORDNO sorts before the watermark and would be skipped. Reading
+    the second again costs a few records whose unchanged hash costs no Zendesk call.
+    """
+    return watermark[0] - timedelta(seconds=1), settings.INTACCT_RECORDNO_MAX
+
+
 def _dump_position(position: tuple[datetime, int]) -> str:
     return json.dumps({"when_modified": position[0].isoformat(), "record_no": position[1]})
 
@@ -76,7 +86,7 @@ def intacct_vendors(
         for source_object in connector.objects():
             name = watermark_cursor(source_object)
             stored = _load_position(store.get_cursor(name))
-            after = None if config.full_refresh else stored
+            after = None if config.full_refresh or stored is None else resume_point(stored)
             # Keyset paging on (WHENMODIFIED, RECORDNO): the watermark advances with each
             # page, in the transaction that stages it, and never moves backwards.
             position = stored
@@ -196,33 +206,41 @@ def zendesk_organizations(
                     ),
                 }
             )
-        outcome = _write_organizations(client, plan)
+        outcome, renamed_by_zendesk = _write_organizations(client, plan)
 
     now = utcnow()
     link_rows: list[VendorLinkRow] = []
+    for external_id, (org_id, error) in outcome.items():
+        org = plan.desired[external_id.lower()]
+        row: VendorLinkRow = {
+            "external_id": external_id,
+            "source_object": org.source_object,
+            "vendor_id": org.vendor_id,
+            "last_error": error,
+        }
+        if error is None:
+            row.update(organization_id=org_id, written_hash=org.hash, written_at=now)
+        elif "RecordNotFound" in error:
+            # The linked organization is gone from Zendesk: look it up (or create it)
+            # again on the next run instead of failing forever.
+            row["organization_id"] = None
+        link_rows.append(row)
     with store.transaction() as conn:
-        for external_id, (org_id, error) in outcome.items():
-            org = plan.desired[external_id.lower()]
-            row: VendorLinkRow = {
-                "external_id": external_id,
-                "source_object": org.source_object,
-                "vendor_id": org.vendor_id,
-                "last_error": error,
-            }
-            if error is None:
-                row.update(organization_id=org_id, written_hash=org.hash, written_at=now)
-            elif "RecordNotFound" in error:
-                # The linked organization is gone from Zendesk: look it up (or create it)
-                # again on the next run instead of failing forever.
-                row["organization_id"] = None
-            link_rows.append(row)
-            if error is None:
-                store.quarantine_resolve(QUARANTINE_ORGANIZATION, [external_id], conn=conn)
-            else:
-                store.quarantine_add(
-                    QUARANTINE_ORGANIZATION, external_id, error, org.payload, conn=conn
-                )
         store.upsert_vendor_links(link_rows, conn=conn)
+        store.quarantine_resolve(
+            QUARANTINE_ORGANIZATION,
+            [k for k, (_, err) in outcome.items() if err is None],
+            conn=conn,
+        )
+        store.quarantine_add_many(
+            QUARANTINE_ORGANIZATION,
+            [
+                (k, err, plan.desired[k.lower()].payload)
+                for k, (_, err) in outcome.items()
+                if err is not None
+            ],
+            conn=conn,
+        )
     failed = sorted(k for k, (_, err) in outcome.items() if err)
     for external_id in failed[: settings.PREVIEW_ROWS]:
         context.log.warning("organization %s not written: %s", external_id, outcome[external_id][1])
@@ -234,7 +252,12 @@ def zendesk_organizations(
             "updated": updated,
             "unchanged": plan.unchanged,
             "failed": len(failed),
-            "name_collisions": len(plan.renamed) + outcome_collisions(outcome),
+            # Names written as "NAME (VENDORID)" in this run: clashes within the vendors,
+            # and names Zendesk reported as taken by another organization.
+            "name_collisions": sum(
+                1 for p in plan.create + plan.update if p["external_id"] in plan.renamed
+            )
+            + len(renamed_by_zendesk),
             "api_calls": calls.calls,
             "dry_run": False,
             "preview": dg.MetadataValue.md(
@@ -244,15 +267,16 @@ def zendesk_organizations(
     )
 
 
-def outcome_collisions(outcome: dict[str, tuple[int | None, str | None]]) -> int:
-    return sum(1 for _, err in outcome.values() if err and "DuplicateValue" in err)
+Outcome = dict[str, tuple[int | None, str | None]]
 
 
-def _write_organizations(client: Any, plan: Any) -> dict[str, tuple[int | None, str | None]]:
+def _write_organizations(client: Any, plan: Any) -> tuple[Outcome, set[str]]:
     """Create and update in bulk; a name already taken in Zendesk by another organization
     is retried once as "NAME (VENDORID)" (decision 2). Returns, per external id, the
-    organization id and the error (None when written)."""
-    outcome: dict[str, tuple[int | None, str | None]] = {}
+    organization id and the error (None when written), and the external ids renamed
+    because Zendesk reported their name as taken."""
+    outcome: Outcome = {}
+    renamed_by_zendesk: set[str] = set()
     for method, payloads in (
         (client.create_many_organizations, plan.create),
         (client.update_many_organizations, plan.update),
@@ -271,6 +295,7 @@ def _write_organizations(client: Any, plan: Any) -> dict[str, tuple[int | None, 
                 )
                 if payload["name"] != renamed:
                     retry.append({**payload, "name": renamed})
+                    renamed_by_zendesk.add(payload["external_id"])
                 else:
                     outcome[payload["external_id"]] = (None, _describe(result))
             else:
@@ -282,7 +307,7 @@ def _write_organizations(client: Any, plan: Any) -> dict[str, tuple[int | None, 
                     if result.ok
                     else (None, _describe(result))
                 )
-    return outcome
+    return outcome, renamed_by_zendesk
 
 
 def _describe(result: Any) -> str:

@@ -8,6 +8,7 @@ compose several writes into one transaction (`with store.transaction() as conn: 
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -778,7 +779,9 @@ class StagingStore:
                 "kind": kind,
                 "key": str(key),
                 "reason": reason[:4000],
-                "payload": payload,
+                # Whatever the payload holds (datetimes, decimals), recording it must not
+                # fail: the quarantine is where things go when everything else did.
+                "payload": json.loads(json.dumps(payload, default=str)),
                 "attempts": 1,
                 "first_seen": now,
                 "last_seen": now,
