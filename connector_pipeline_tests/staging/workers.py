@@ -18,7 +18,7 @@ import click
 from connector_pipeline.staging import InboxEvent, StagingStore
 from connector_pipeline_tests.staging.factories import vendor_row
 
-POLL_S = 0.01
+POLL_S = 0.05
 WAIT_LIMIT_S = 120.0
 
 
@@ -113,7 +113,7 @@ def append(url: str, go: Path, out: Path, prefix: str, count: int, shared: int) 
 @click.option("--go", "go", type=click.Path(path_type=Path), required=True)
 @click.option("--done", type=click.Path(path_type=Path), required=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True)
-@click.option("--batch", type=int, default=50)
+@click.option("--batch", type=int, default=100)
 def claim(url: str, go: Path, done: Path, out: Path, batch: int) -> None:
     """Claim and mark processed until the appenders are done and nothing is left."""
     store = StagingStore.open(url)
