@@ -19,9 +19,9 @@ import os
 import tempfile
 import time
 import uuid
-from dataclasses import asdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -122,14 +122,16 @@ def _scratch_postgres(base_url: str) -> Iterator[str]:
 
 def _timed(label: str, rows: int, fn: Any) -> dict[str, Any]:
     started = time.perf_counter()
-    counts = fn()
+    outcome = fn()
     seconds = time.perf_counter() - started
-    return {
+    result: dict[str, Any] = {
         f"{label}_s": round(seconds, 3),
         f"{label}_rows_per_s": round(rows / seconds),
-        f"{label}_counts": asdict(counts) if isinstance(counts, UpsertCounts) else None,
         f"peak_rss_mib_after_{label}": round(peak_rss_mib(), 1),
     }
+    if isinstance(outcome, UpsertCounts):
+        result[f"{label}_counts"] = asdict(outcome)
+    return result
 
 
 def measure(url: str, rows: int) -> dict[str, Any]:
