@@ -237,7 +237,8 @@ class StagingStore:
         self.engine.dispose()
 
     def current_revision(self) -> str | None:
-        with self.engine.connect() as conn:
+        # A read transaction: on SQLite, opening the store must not wait for a writer.
+        with self._read(None) as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
     def upgrade(self, revision: str = "head") -> bool:

@@ -121,3 +121,26 @@ def test_process_killed_before_commit_leaves_nothing(ledger_url: str, tmp_path: 
         assert store.get_cursor(WATERMARK) == "w2"
     finally:
         store.dispose()
+
+
+def test_open_and_read_while_a_writer_holds_its_transaction(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A short busy timeout turns "waits for the writer" into a quick failure.
+    monkeypatch.setattr(settings, "SQLITE_BUSY_TIMEOUT_MS", 1_000)
+    writer = StagingStore.open(ledger_url)
+    try:
+        _seed(writer)
+        with writer.transaction() as conn:
+            writer.upsert_vendors([vendor_row(n) for n in range(6, 9)], conn=conn)
+            writer.set_cursor(WATERMARK, "w2", conn=conn)
+            # Meanwhile another process starts (say the webhook receiver) and reads.
+            reader = StagingStore.open(ledger_url)
+            try:
+                assert reader.get_cursor(WATERMARK) == "w1"
+                assert reader.count(intacct_vendors) == 5
+            finally:
+                reader.dispose()
+        assert writer.get_cursor(WATERMARK) == "w2"
+    finally:
+        writer.dispose()
