@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
@@ -235,6 +236,30 @@ def test_quarantine_attempts_resolve_and_reopen(store: StagingStore) -> None:
     (reopened,) = store.quarantine_list("organization")
     assert (reopened.attempts, reopened.resolved_at, reopened.reason) == (3, None, "500 again")
     assert [i.kind for i in store.quarantine_list()] == ["organization", "ticket_record"]
+
+
+def test_quarantine_add_many(store: StagingStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settings, "UPSERT_CHUNK_ROWS", 4)
+    when = datetime(2026, 11, 5, 12, 0, tzinfo=UTC)
+    store.quarantine_add_many(
+        "ticket_record",
+        [(str(n), f"vendor missing for {n}", {"ticket": n}) for n in range(10)]
+        # Payloads that JSON cannot hold as such are kept as text, not refused.
+        + [("10", "bad amount", {"amount": Decimal("12.50"), "at": when})],
+    )
+    assert store.quarantine_count("ticket_record") == 11
+    items = {i.key: i for i in store.quarantine_list("ticket_record")}
+    assert items["10"].payload == {"amount": "12.50", "at": str(when)}
+    assert items["3"].payload == {"ticket": 3}
+    # Again, with a key twice in the batch: the last entry wins, one more attempt each.
+    store.quarantine_add_many(
+        "ticket_record", [("3", "first", None), ("3", "second", None), ("4", "again", None)]
+    )
+    items = {i.key: i for i in store.quarantine_list("ticket_record")}
+    assert (items["3"].attempts, items["3"].reason) == (2, "second")
+    assert (items["4"].attempts, items["5"].attempts) == (2, 1)
+    store.quarantine_add_many("ticket_record", [])  # nothing to do is fine
+    assert store.quarantine_count() == 11
 
 
 def test_cursor_set_get_overwrite(store: StagingStore) -> None:
