@@ -7,9 +7,12 @@ all on the embedded defaults (SQLite ledger under ML_CONNECTOR_HOME).
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +23,6 @@ import httpx
 from connector_pipeline import settings
 from connector_pipeline.sandbox import intacct as intacct_sandbox
 from connector_pipeline.sandbox import zendesk as zendesk_sandbox
-from connector_pipeline.sandbox.cli import wait_for_signal
 from connector_pipeline.sandbox.scenario import (
     LiveTraffic,
     run_sandboxes,
@@ -32,6 +34,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_WEBHOOK_SECRET = "demo-webhook-signing-secret"
 CHILD_STOP_TIMEOUT_S = 15
 HEALTH_TIMEOUT_S = 60
+CHILD_CHECK_INTERVAL_S = 2.0
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -60,6 +63,19 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
     raise click.ClickException(f"{url} did not become healthy")
 
 
+def _supervise(children: list[subprocess.Popen[bytes]]) -> None:
+    """Wait for Ctrl-C (or SIGTERM); stop early, with an error, if a child dies."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(CHILD_CHECK_INTERVAL_S):
+        for child in children:
+            if child.poll() is not None:
+                raise click.ClickException(
+                    f"{' '.join(map(str, child.args[:3]))} exited with code {child.returncode}"
+                )
+
+
 @click.command("demo")
 @click.option("--port", default=3000, show_default=True, type=int, help="Dagster UI port.")
 @click.option("--intacct-port", default=8101, show_default=True, type=int)
@@ -84,6 +100,8 @@ def demo_command(
     traffic_interval: float,
 ) -> None:
     """Run the whole connector locally against the sandboxes, with the Dagster UI."""
+    # One line per sandbox request would drown what matters.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     home = settings.ml_connector_home()
     dagster_home = Path(os.environ.get("DAGSTER_HOME") or home / "dagster")
     dagster_home.mkdir(parents=True, exist_ok=True)
@@ -174,7 +192,7 @@ def demo_command(
                     ]
                 )
             )
-            wait_for_signal()
+            _supervise(children)
         finally:
             if traffic is not None:
                 traffic.stop()
