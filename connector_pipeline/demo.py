@@ -71,9 +71,7 @@ def _supervise(children: list[subprocess.Popen[bytes]]) -> None:
     while not stop.wait(CHILD_CHECK_INTERVAL_S):
         for child in children:
             if child.poll() is not None:
-                raise click.ClickException(
-                    f"{' '.join(map(str, child.args[:3]))} exited with code {child.returncode}"
-                )
+                raise click.ClickException(f"{child.args!r} exited with code {child.returncode}")
 
 
 @click.command("demo")

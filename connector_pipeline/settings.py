@@ -51,6 +51,7 @@ def staging_database_url() -> str:
         return url
     return f"sqlite:///{ml_connector_home() / STAGING_SQLITE_FILENAME}"
 
+
 # --- Intacct client and sandbox (owned by the Intacct layer) ---
 # Protocol limits documented by Sage (reference/intacct-api.md, section 6).
 INTACCT_QUERY_MAX_PAGESIZE = 2_000

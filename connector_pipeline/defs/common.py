@@ -35,7 +35,8 @@ def rate_limits_as_retries() -> Iterator[None]:
 
 
 class _CountsCalls(Protocol):
-    http_calls: int
+    @property
+    def http_calls(self) -> int: ...
 
 
 class CallCounter:

@@ -28,7 +28,7 @@ def _truthy(value: str) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
-class StagingResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+class StagingResource(dg.ConfigurableResource):
     """The ledger. `database_url` empty means `STAGING_DATABASE_URL` or the SQLite default."""
 
     database_url: str = ""
@@ -50,7 +50,7 @@ class StagingResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         return self._store
 
 
-class IntacctResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+class IntacctResource(dg.ConfigurableResource):
     """Sage Intacct XML gateway: one client (and one API session) per run process."""
 
     sender_id: str
@@ -88,7 +88,7 @@ class IntacctResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         return self._client
 
 
-class ZendeskResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+class ZendeskResource(dg.ConfigurableResource):
     """Zendesk Support API: `subdomain` for the real service, `base_url` for the sandbox;
     an API token (with `email`) or an OAuth token."""
 
@@ -126,7 +126,7 @@ class ZendeskResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         return self._client
 
 
-class ConnectorResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+class ConnectorResource(dg.ConfigurableResource):
     """What moves where: the mapping file and the Intacct objects that become organizations."""
 
     mapping_file: str = ""

@@ -103,7 +103,7 @@ def zendesk_tickets(
     window = context.partition_time_window
     keys = context.partition_key_range
     now = utcnow()
-    live = window.end > now and not context.has_tag(BACKFILL_TAG)
+    live = window.end > now and BACKFILL_TAG not in context.run.tags
     cursor_name = LIVE_CURSOR if live else range_cursor(keys.start, keys.end)
     state = json.loads(store.get_cursor(cursor_name) or "null")
     start_time = int(window.start.timestamp())
@@ -362,7 +362,8 @@ def _record_outcomes(
         if record_id is not None:
             row["record_id"] = record_id
         if error is None:
-            row.update(written_hash=w.hash, written_at=now)
+            row["written_hash"] = w.hash
+            row["written_at"] = now
         else:
             failed.append((str(ticket_id), error, w.record))
         rows.append(row)

@@ -103,11 +103,9 @@ def intacct_vendors(
                 inactive += sum(1 for r in rows if not is_active(r["status"]))
                 invalid += len(bad)
                 last = page[-1]
-                page_end = (
-                    last.get("WHENMODIFIED") or last.get("WHENCREATED"),
-                    int(last["RECORDNO"]),
-                )
-                if page_end[0] is not None and (position is None or page_end > position):
+                # iter_changed only yields records that have a WHENMODIFIED.
+                page_end: tuple[datetime, int] = (last["WHENMODIFIED"], int(last["RECORDNO"]))
+                if position is None or page_end > position:
                     position = page_end
                 if config.dry_run:
                     preview += [
@@ -219,7 +217,9 @@ def zendesk_organizations(
             "last_error": error,
         }
         if error is None:
-            row.update(organization_id=org_id, written_hash=org.hash, written_at=now)
+            row["organization_id"] = org_id
+            row["written_hash"] = org.hash
+            row["written_at"] = now
         elif "RecordNotFound" in error:
             # The linked organization is gone from Zendesk: look it up (or create it)
             # again on the next run instead of failing forever.
