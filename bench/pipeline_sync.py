@@ -20,12 +20,7 @@ import dagster as dg
 
 from bench.common import main, peak_rss_mib
 from connector_pipeline import settings
-from connector_pipeline.defs.resources import (
-    ConnectorResource,
-    IntacctResource,
-    StagingResource,
-    ZendeskResource,
-)
+from connector_pipeline.defs.resources import resources_for
 from connector_pipeline.defs.tickets import intacct_ticket_records, zendesk_tickets
 from connector_pipeline.defs.vendors import intacct_vendors, zendesk_organizations
 from connector_pipeline.sandbox.intacct import IntacctSandboxConfig
@@ -34,27 +29,6 @@ from connector_pipeline.sandbox.zendesk import ZendeskSandboxConfig
 
 VENDORS = 2000
 TICKETS = 5000
-
-
-def _resources(env: dict[str, str], ledger_url: str) -> dict[str, Any]:
-    return {
-        "staging": StagingResource(database_url=ledger_url),
-        "intacct": IntacctResource(
-            sender_id=env[settings.ENV_INTACCT_SENDER_ID],
-            sender_password=env[settings.ENV_INTACCT_SENDER_PASSWORD],
-            company_id=env[settings.ENV_INTACCT_COMPANY_ID],
-            user_id=env[settings.ENV_INTACCT_USER_ID],
-            user_password=env[settings.ENV_INTACCT_USER_PASSWORD],
-            endpoint_url=env[settings.ENV_INTACCT_ENDPOINT_URL],
-            allow_custom_endpoint="1",
-        ),
-        "zendesk": ZendeskResource(
-            base_url=env[settings.ENV_ZENDESK_BASE_URL],
-            email=env[settings.ENV_ZENDESK_EMAIL],
-            api_token=env[settings.ENV_ZENDESK_API_TOKEN],
-        ),
-        "connector": ConnectorResource(),
-    }
 
 
 def _run(
@@ -82,7 +56,9 @@ def run() -> dict[str, Any]:
             intacct_config=IntacctSandboxConfig(),
             zendesk_config=ZendeskSandboxConfig.for_plan("enterprise", export_lag_s=0.0),
         ) as sandboxes:
-            resources = _resources(sandboxes.env, ledger_url)
+            resources = resources_for(
+                {**sandboxes.env, settings.ENV_STAGING_DATABASE_URL: ledger_url}
+            )
             instance = dg.DagsterInstance.ephemeral()
             seed_vendors(sandboxes, vendors=VENDORS, preexisting_fraction=0.0)
             vendor_assets = [intacct_vendors, zendesk_organizations]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -140,30 +141,33 @@ class ConnectorResource(dg.ConfigurableResource):
         return parse_source_objects(self.source_objects)
 
 
-def resources_from_env() -> dict[str, Any]:
-    """The resources of the code location, configured from the environment."""
+Setting = Callable[[str, str | None], Any]
+
+
+def _resources(setting: Setting, **zendesk_options: Any) -> dict[str, Any]:
+    """The connector's resources; `setting(name, default)` supplies each variable
+    (`default=None`: required)."""
     return {
-        "staging": StagingResource(
-            database_url=os.environ.get(settings.ENV_STAGING_DATABASE_URL, "")
-        ),
+        "staging": StagingResource(database_url=setting(settings.ENV_STAGING_DATABASE_URL, "")),
         "intacct": IntacctResource(
-            sender_id=dg.EnvVar(settings.ENV_INTACCT_SENDER_ID),
-            sender_password=dg.EnvVar(settings.ENV_INTACCT_SENDER_PASSWORD),
-            company_id=dg.EnvVar(settings.ENV_INTACCT_COMPANY_ID),
-            user_id=dg.EnvVar(settings.ENV_INTACCT_USER_ID),
-            user_password=dg.EnvVar(settings.ENV_INTACCT_USER_PASSWORD),
-            entity_id=secret_env(settings.ENV_INTACCT_ENTITY_ID),
-            endpoint_url=secret_env(
+            sender_id=setting(settings.ENV_INTACCT_SENDER_ID, None),
+            sender_password=setting(settings.ENV_INTACCT_SENDER_PASSWORD, None),
+            company_id=setting(settings.ENV_INTACCT_COMPANY_ID, None),
+            user_id=setting(settings.ENV_INTACCT_USER_ID, None),
+            user_password=setting(settings.ENV_INTACCT_USER_PASSWORD, None),
+            entity_id=setting(settings.ENV_INTACCT_ENTITY_ID, ""),
+            endpoint_url=setting(
                 settings.ENV_INTACCT_ENDPOINT_URL, settings.DEFAULT_INTACCT_ENDPOINT_URL
             ),
-            allow_custom_endpoint=secret_env(settings.ENV_INTACCT_ALLOW_CUSTOM_ENDPOINT, "0"),
+            allow_custom_endpoint=setting(settings.ENV_INTACCT_ALLOW_CUSTOM_ENDPOINT, "0"),
         ),
         "zendesk": ZendeskResource(
-            subdomain=secret_env(settings.ENV_ZENDESK_SUBDOMAIN),
-            base_url=secret_env(settings.ENV_ZENDESK_BASE_URL),
-            email=secret_env(settings.ENV_ZENDESK_EMAIL),
-            api_token=secret_env(settings.ENV_ZENDESK_API_TOKEN),
-            oauth_token=secret_env(settings.ENV_ZENDESK_OAUTH_TOKEN),
+            subdomain=setting(settings.ENV_ZENDESK_SUBDOMAIN, ""),
+            base_url=setting(settings.ENV_ZENDESK_BASE_URL, ""),
+            email=setting(settings.ENV_ZENDESK_EMAIL, ""),
+            api_token=setting(settings.ENV_ZENDESK_API_TOKEN, ""),
+            oauth_token=setting(settings.ENV_ZENDESK_OAUTH_TOKEN, ""),
+            **zendesk_options,
         ),
         "connector": ConnectorResource(
             mapping_file=os.environ.get(settings.ENV_MAPPING_FILE, ""),
@@ -172,3 +176,23 @@ def resources_from_env() -> dict[str, Any]:
             ),
         ),
     }
+
+
+def resources_from_env() -> dict[str, Any]:
+    """The resources of the code location. Every value comes from the environment at
+    launch (`dg.EnvVar`), so secrets never appear in the UI or in run config."""
+
+    def setting(name: str, default: str | None) -> Any:
+        return dg.EnvVar(name) if default is None else secret_env(name, default)
+
+    return _resources(setting)
+
+
+def resources_for(environ: Mapping[str, str], **zendesk_options: Any) -> dict[str, Any]:
+    """The same resources with the values of `environ` taken now: for in-process runs in
+    tests, benchmarks and scripts (e.g. against `ml-connector sandbox`)."""
+
+    def setting(name: str, default: str | None) -> Any:
+        return environ[name] if default is None else environ.get(name, default)
+
+    return _resources(setting, **zendesk_options)

@@ -16,12 +16,7 @@ from typing import Any
 import dagster as dg
 
 from connector_pipeline import settings
-from connector_pipeline.defs.resources import (
-    ConnectorResource,
-    IntacctResource,
-    StagingResource,
-    ZendeskResource,
-)
+from connector_pipeline.defs.resources import resources_for
 from connector_pipeline.sandbox.intacct import IntacctSandboxConfig
 from connector_pipeline.sandbox.scenario import RunningSandboxes, run_sandboxes
 from connector_pipeline.sandbox.zendesk import ZendeskSandboxConfig
@@ -60,26 +55,7 @@ class Pipeline:
         }
 
     def resources(self) -> dict[str, Any]:
-        env = self.sandboxes.env
-        return {
-            "staging": StagingResource(database_url=self.ledger_url),
-            "intacct": IntacctResource(
-                sender_id=env[settings.ENV_INTACCT_SENDER_ID],
-                sender_password=env[settings.ENV_INTACCT_SENDER_PASSWORD],
-                company_id=env[settings.ENV_INTACCT_COMPANY_ID],
-                user_id=env[settings.ENV_INTACCT_USER_ID],
-                user_password=env[settings.ENV_INTACCT_USER_PASSWORD],
-                endpoint_url=env[settings.ENV_INTACCT_ENDPOINT_URL],
-                allow_custom_endpoint="1",
-            ),
-            "zendesk": ZendeskResource(
-                base_url=env[settings.ENV_ZENDESK_BASE_URL],
-                email=env[settings.ENV_ZENDESK_EMAIL],
-                api_token=env[settings.ENV_ZENDESK_API_TOKEN],
-                rate_window_s=RATE_WINDOW_S,
-            ),
-            "connector": ConnectorResource(),
-        }
+        return resources_for(self.env, rate_window_s=RATE_WINDOW_S)
 
     def materialize(
         self,
