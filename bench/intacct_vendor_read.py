@@ -22,9 +22,9 @@ from typing import Any
 import httpx
 
 from bench.common import main, peak_rss_mib
-from connector_pipeline import settings
 from connector_pipeline.intacct import IntacctClient
 from connector_pipeline.sandbox.intacct import IntacctSandboxConfig, sandbox_env
+from connector_pipeline.sync.vendors import SOURCE_FIELDS
 
 NAME = "intacct_vendor_read"
 DEFAULT_VENDORS = 10_000
@@ -73,10 +73,10 @@ def _measure(url: str, how: str) -> dict[str, Any]:
         started = time.perf_counter()
         records = 0
         if how == "query_keyset":
-            for page in client.iter_changed("VENDOR", settings.INTACCT_VENDOR_FIELDS):
+            for page in client.iter_changed("VENDOR", SOURCE_FIELDS["VENDOR"]):
                 records += len(page)
         else:
-            fields = [f for f in settings.INTACCT_VENDOR_FIELDS if "." not in f]
+            fields = [f for f in SOURCE_FIELDS["VENDOR"] if "." not in f]
             for page in client.iter_read_by_query("VENDOR", fields):
                 records += len(page)
         seconds = time.perf_counter() - started

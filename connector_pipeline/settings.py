@@ -96,25 +96,6 @@ INTACCT_TICKET_FIELDS = (
     "zendesk_updated_at",
     "RVENDOR",
 )
-# VENDOR fields the connector reads with `query` (nested fields use the dot operator).
-INTACCT_VENDOR_FIELDS = (
-    "RECORDNO",
-    "VENDORID",
-    "NAME",
-    "STATUS",
-    "DISPLAYCONTACT.EMAIL1",
-    "DISPLAYCONTACT.PHONE1",
-    "DISPLAYCONTACT.MAILADDRESS.ADDRESS1",
-    "DISPLAYCONTACT.MAILADDRESS.CITY",
-    "DISPLAYCONTACT.MAILADDRESS.STATE",
-    "DISPLAYCONTACT.MAILADDRESS.ZIP",
-    "DISPLAYCONTACT.MAILADDRESS.COUNTRY",
-    "TERMNAME",
-    "TOTALDUE",
-    "ONHOLD",
-    "WHENCREATED",
-    "WHENMODIFIED",
-)
 # Sandbox gateway defaults.
 INTACCT_SANDBOX_PATH = "/ia/xml/xmlgw.phtml"
 INTACCT_SANDBOX_SESSION_TIMEOUT_S = 3_600.0

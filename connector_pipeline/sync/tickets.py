@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from connector_pipeline import settings
 from connector_pipeline.staging import TicketRow
 from connector_pipeline.sync.hashing import content_hash, json_safe
 from connector_pipeline.sync.templates import render
@@ -97,10 +98,10 @@ class TicketRecordMapping:
     """Where tickets go in Intacct: the custom object, its fields, and the relationship
     field that ties a record to its VENDOR (filled with the vendor's RECORDNO)."""
 
-    object_name: str = "zendesk_ticket"
-    key_field: str = "id"
+    object_name: str = settings.INTACCT_TICKET_OBJECT
+    key_field: str = settings.INTACCT_TICKET_KEY_FIELD
     ticket_id_field: str = "ticket_id"
-    relationship_field: str = "RVENDOR"
+    relationship_field: str = settings.INTACCT_TICKET_VENDOR_FIELD
     fields: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_RECORD_FIELDS))
 
     @classmethod

@@ -107,3 +107,13 @@ def test_plan_skips_what_was_written_with_the_same_hash():
         rows(ticket(id=1, status="solved")), written, vendors, TicketRecordMapping()
     )
     assert changed.writes[0].record_id == "900"
+
+
+def test_default_mapping_fits_the_ticket_object_the_sandbox_defines():
+    from connector_pipeline import settings
+    from connector_pipeline.sync.mapping import ConnectorMapping, default_mapping_text
+
+    packaged = ConnectorMapping.from_yaml(default_mapping_text()).ticket_record
+    assert packaged == TicketRecordMapping()  # the YAML documents the built-in defaults
+    record = map_ticket(ticket(), 42, packaged)
+    assert set(record) <= set(settings.INTACCT_TICKET_FIELDS)
