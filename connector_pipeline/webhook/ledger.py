@@ -147,7 +147,7 @@ def _write(store: StagingStore, events: list[InboxEvent]) -> list[InboxAppend | 
     """Append all events in one transaction; if that fails, each in its own."""
     try:
         with store.transaction() as conn:
-            return [store.append_inbox(event, conn=conn) for event in events]
+            return list(store.append_inbox_many(events, conn=conn))
     except Exception as exc:
         if len(events) == 1:
             return [exc]

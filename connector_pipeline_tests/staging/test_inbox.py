@@ -141,3 +141,25 @@ def test_received_at_defaults_to_now(store: StagingStore) -> None:
     store.append_inbox(_event(1))
     (row,) = store.claim_inbox(1)
     assert before - timedelta(seconds=1) <= row.received_at <= datetime.now(UTC)
+
+
+def test_append_many_stores_each_delivery_once_and_answers_in_order(store: StagingStore) -> None:
+    def event(invocation: str | None, event_id: str | None) -> InboxEvent:
+        return InboxEvent(body=b"{}", headers={}, invocation_id=invocation, event_id=event_id)
+
+    first = store.append_inbox(event("inv-1", "ev-1"))
+    results = store.append_inbox_many(
+        [
+            event("inv-1", "ev-9"),  # same invocation as an earlier delivery
+            event("inv-2", "ev-2"),
+            event("inv-2", "ev-2"),  # repeated inside the batch
+            event("inv-3", "ev-1"),  # same event, new invocation
+            event("inv-4", "ev-4"),
+            event(None, None),
+        ]
+    )
+    assert [r.duplicate for r in results] == [True, False, True, True, False, False]
+    stored = {r.id for r in results if r.id is not None} | {first.id}
+    assert len(stored) == 4
+    assert store.inbox_stats()["total"] == 4
+    assert store.append_inbox_many([]) == []
