@@ -7,7 +7,6 @@ import dagster as dg
 from connector_pipeline import settings
 from connector_pipeline.defs.resources import StagingResource
 from connector_pipeline.defs.tickets import (
-    TICKET_PARTITIONS,
     intacct_ticket_records,
     zendesk_ticket_events,
     zendesk_tickets,
@@ -22,7 +21,6 @@ vendor_sync_job = dg.define_asset_job(
 ticket_poll_job = dg.define_asset_job(
     "ticket_poll",
     selection=[zendesk_tickets, intacct_ticket_records],
-    partitions_def=TICKET_PARTITIONS,
     description="Today's Zendesk ticket changes, then their Intacct records.",
 )
 webhook_events_job = dg.define_asset_job(

@@ -58,19 +58,19 @@ def _stage_tickets(
     *,
     cursor: tuple[str, str] | None = None,
     processed_inbox: list[int] | None = None,
-) -> tuple[UpsertCounts, list[tuple[str, str]]]:
-    """Stage tickets; invalid ones go to quarantine in the same transaction."""
+) -> tuple[UpsertCounts, list[tuple[str, str, Any]]]:
+    """Stage tickets; invalid ones go to quarantine, with the payload, in the same
+    transaction."""
     rows: list[TicketRow] = []
-    bad: list[tuple[str, str]] = []
+    bad: list[tuple[str, str, Any]] = []
     for ticket in tickets:
         try:
             rows.append(stage_ticket(ticket, source))
         except InvalidTicket as exc:
-            bad.append((str(ticket.get("id")), str(exc)))
+            bad.append((str(ticket.get("id")), str(exc), ticket))
     with store.transaction() as conn:
         counts = store.upsert_tickets(rows, cursor=cursor, conn=conn)
-        for key, reason in bad:
-            store.quarantine_add(QUARANTINE_TICKET, key, reason, None, conn=conn)
+        store.quarantine_add_many(QUARANTINE_TICKET, bad, conn=conn)
         if processed_inbox:
             store.mark_inbox_processed(processed_inbox, conn=conn)
     return counts, bad
@@ -178,7 +178,8 @@ def zendesk_ticket_events(
             try:
                 event = parse_webhook_payload(row.body)
             except WebhookPayloadError as exc:
-                store.quarantine_add(QUARANTINE_EVENT, str(row.id), str(exc), None)
+                body = row.body.decode("utf-8", "replace")
+                store.quarantine_add(QUARANTINE_EVENT, str(row.id), str(exc), {"body": body})
                 totals["invalid"] += 1
                 done.append(row.id)
                 continue
