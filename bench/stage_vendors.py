@@ -18,22 +18,17 @@ import json
 import os
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
 from bench.common import main, peak_rss_mib
 from connector_pipeline import settings
 from connector_pipeline.staging import StagingStore, UpsertCounts, VendorRow
 from connector_pipeline.staging.schema import intacct_vendors
-from connector_pipeline.staging.store import normalize_url
+from connector_pipeline.staging.scratch import scratch_postgres_database
 
 NAME = "stage_vendors"
 DEFAULT_ROWS = 100_000
@@ -105,21 +100,6 @@ def _args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-@contextmanager
-def _scratch_postgres(base_url: str) -> Iterator[str]:
-    base = make_url(normalize_url(base_url))
-    name = f"mlc_bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def _timed(label: str, rows: int, fn: Any) -> dict[str, Any]:
     started = time.perf_counter()
     outcome = fn()
@@ -159,7 +139,7 @@ def run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         results["sqlite"] = measure(f"sqlite:///{Path(tmp) / 'staging.db'}", args.rows)
     if args.postgres:
-        with _scratch_postgres(args.postgres) as url:
+        with scratch_postgres_database(args.postgres) as url:
             results["postgres"] = measure(url, args.rows)
     else:
         results["postgres"] = f"skipped: set {POSTGRES_ENV} or pass --postgres URL"

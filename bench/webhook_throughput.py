@@ -30,13 +30,12 @@ from typing import Any
 
 import httpx
 import psutil
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bench.common import main
 from connector_pipeline import settings
 from connector_pipeline.staging import StagingStore
-from connector_pipeline.staging.store import normalize_url
+from connector_pipeline.staging.scratch import scratch_postgres_database
 from connector_pipeline.zendesk.webhooks import (
     INVOCATION_ID_HEADER,
     SIGNATURE_HEADER,
@@ -195,26 +194,9 @@ def postgres_backends(database: str | None) -> list[psutil.Process]:
     return found
 
 
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    base = make_url(normalize_url(os.environ.get("CONNECTOR_TEST_POSTGRES_URL", POSTGRES_DEFAULT)))
-    name = f"mlc_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :n AND pid <> pg_backend_pid()"
-                ),
-                {"n": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+def postgres_database() -> Any:
+    server = os.environ.get("CONNECTOR_TEST_POSTGRES_URL", POSTGRES_DEFAULT)
+    return scratch_postgres_database(server, prefix="mlc_bench")
 
 
 @contextmanager

@@ -7,16 +7,13 @@ they fail instead, so CI can never pass without exercising Postgres.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from connector_pipeline.staging import StagingStore
-from connector_pipeline.staging.store import normalize_url
+from connector_pipeline.staging.scratch import scratch_postgres_database
 from connector_pipeline_tests.support import in_ci
 
 POSTGRES_ENV = "CONNECTOR_TEST_POSTGRES_URL"
@@ -35,24 +32,8 @@ def postgres_base_url() -> str:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh, empty database on the test server, dropped afterwards."""
-    base = make_url(normalize_url(postgres_base_url()))
-    name = f"mlc_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :n AND pid <> pg_backend_pid()"
-                ),
-                {"n": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    with scratch_postgres_database(postgres_base_url(), prefix="mlc_test") as url:
+        yield url
 
 
 @pytest.fixture
