@@ -448,10 +448,15 @@ class ZendeskClient:
         self, *, page_size: int = settings.ZENDESK_PAGE_SIZE
     ) -> Iterator[dict[str, Any]]:
         """Every organization, by cursor pagination."""
+        return self._iter_cursor_pages("organizations", page_size)
+
+    def _iter_cursor_pages(self, resource: str, page_size: int) -> Iterator[dict[str, Any]]:
+        """Every item of a list endpoint, following `meta.after_cursor` while
+        `meta.has_more` (cursor pagination; offset paging is rate-limited past page 500)."""
         params: dict[str, Any] = {"page[size]": page_size}
         while True:
-            data = self._json("GET", f"{API}/organizations.json", params=params)
-            yield from data.get("organizations") or []
+            data = self._json("GET", f"{API}/{resource}.json", params=params)
+            yield from data.get(resource) or []
             meta = data.get("meta") or {}
             if not meta.get("has_more") or not meta.get("after_cursor"):
                 return
@@ -554,14 +559,7 @@ class ZendeskClient:
         self, *, page_size: int = settings.ZENDESK_PAGE_SIZE
     ) -> Iterator[dict[str, Any]]:
         """Every (non-deleted) ticket, by cursor pagination."""
-        params: dict[str, Any] = {"page[size]": page_size}
-        while True:
-            data = self._json("GET", f"{API}/tickets.json", params=params)
-            yield from data.get("tickets") or []
-            meta = data.get("meta") or {}
-            if not meta.get("has_more") or not meta.get("after_cursor"):
-                return
-            params = {"page[size]": page_size, "page[after]": meta["after_cursor"]}
+        return self._iter_cursor_pages("tickets", page_size)
 
     def iter_ticket_export(
         self,
