@@ -24,6 +24,7 @@ import httpx
 from bench.common import main, peak_rss_mib
 from connector_pipeline.intacct import IntacctClient
 from connector_pipeline.sandbox.intacct import IntacctSandboxConfig, sandbox_env
+from connector_pipeline.servers import stop_process
 from connector_pipeline.sync.vendors import SOURCE_FIELDS
 
 NAME = "intacct_vendor_read"
@@ -54,17 +55,8 @@ def _start_sandbox(vendors: int, latency_ms: float) -> tuple[subprocess.Popen[by
             return proc, url
         except httpx.HTTPError:
             time.sleep(0.1)
-    _stop(proc)
+    stop_process(proc)
     raise RuntimeError("sandbox did not start")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
 
 
 def _measure(url: str, how: str) -> dict[str, Any]:
@@ -99,12 +91,12 @@ def run(vendors: int = DEFAULT_VENDORS) -> dict[str, Any]:
         results["query_keyset"] = _measure(url, "query_keyset")
         results["read_by_query"] = _measure(url, "read_by_query")
     finally:
-        _stop(proc)
+        stop_process(proc)
     proc, url = _start_sandbox(vendors, SLOW_LATENCY_MS)
     try:
         results[f"query_keyset_latency_{SLOW_LATENCY_MS}ms"] = _measure(url, "query_keyset")
     finally:
-        _stop(proc)
+        stop_process(proc)
     results["peak_rss_mib_client"] = round(peak_rss_mib(), 1)
     # Shared 2-core machines: the load says how much the seconds above can be trusted.
     results["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)

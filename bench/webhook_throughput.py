@@ -34,6 +34,7 @@ from sqlalchemy.engine import make_url
 
 from bench.common import main
 from connector_pipeline import settings
+from connector_pipeline.servers import stop_process
 from connector_pipeline.staging import StagingStore
 from connector_pipeline.staging.scratch import scratch_postgres_database
 from connector_pipeline.zendesk.webhooks import (
@@ -240,12 +241,7 @@ def receiver(ledger_url: str, workers: int) -> Iterator[tuple[int, psutil.Proces
         time.sleep(1.0 * workers)
         yield port, psutil.Process(proc.pid)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=20)
+        stop_process(proc, timeout=20)
 
 
 def measure(

@@ -29,24 +29,13 @@ from connector_pipeline.sandbox.scenario import (
     seed_tickets,
     seed_vendors,
 )
+from connector_pipeline.servers import stop_process
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_WEBHOOK_SECRET = "demo-webhook-signing-secret"
 CHILD_STOP_TIMEOUT_S = 15
 HEALTH_TIMEOUT_S = 60
 CHILD_CHECK_INTERVAL_S = 2.0
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """terminate, a bounded wait, then kill: children may ignore SIGTERM."""
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=CHILD_STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=CHILD_STOP_TIMEOUT_S)
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
@@ -195,4 +184,4 @@ def demo_command(
             if traffic is not None:
                 traffic.stop()
             for child in reversed(children):
-                _stop(child)
+                stop_process(child, CHILD_STOP_TIMEOUT_S)

@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
-import uvicorn
+
+from connector_pipeline.servers import RunningServer, serve_in_thread
+from connector_pipeline.servers import stop_process as stop_process  # re-exported for the tests
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
@@ -39,49 +35,9 @@ def fixture_bytes(system: str, name: str) -> bytes:
     return (fixtures_dir(system) / name).read_bytes()
 
 
-class ServerHandle:
-    def __init__(self, server: uvicorn.Server, thread: threading.Thread, port: int) -> None:
-        self.server = server
-        self.thread = thread
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-
-
-@contextmanager
-def serve_asgi(app: Any, **config: Any) -> Iterator[ServerHandle]:
-    """Run an ASGI app under uvicorn in this process, on an ephemeral loopback port."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    cfg = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False, **config)
-    server = uvicorn.Server(cfg)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    handle = ServerHandle(server, thread, port)
-    try:
-        yield handle
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-
-def stop_process(proc: subprocess.Popen[Any], timeout: float = 10) -> None:
-    """terminate, a bounded wait, then kill: children here may ignore SIGTERM."""
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=timeout)
+# One implementation, shared with the sandboxes and the demo.
+ServerHandle = RunningServer
+serve_asgi = serve_in_thread
 
 
 def free_port() -> int:

@@ -9,22 +9,19 @@ from __future__ import annotations
 
 import logging
 import random
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import uvicorn
 
 from connector_pipeline.sandbox import intacct as intacct_sandbox
 from connector_pipeline.sandbox import zendesk as zendesk_sandbox
+from connector_pipeline.servers import serve_in_thread
 
 log = logging.getLogger(__name__)
-SERVER_START_TIMEOUT_S = 15
 
 
 @dataclass
@@ -34,33 +31,12 @@ class RunningSandboxes:
     env: dict[str, str]
     intacct_app: Any
     zendesk_app: Any
-    _servers: list[tuple[uvicorn.Server, threading.Thread, socket.socket]] = field(
-        default_factory=list
-    )
 
     def intacct(self) -> httpx.Client:
         return httpx.Client(base_url=self.intacct_url, timeout=60)
 
     def zendesk(self) -> httpx.Client:
         return httpx.Client(base_url=self.zendesk_url, timeout=60)
-
-
-def _start(
-    app: Any, host: str, port: int
-) -> tuple[uvicorn.Server, threading.Thread, socket.socket]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError(f"sandbox on {host}:{port} did not start")
-        time.sleep(0.02)
-    return server, thread, sock
 
 
 @contextmanager
@@ -77,23 +53,15 @@ def run_sandboxes(
     zendesk_config = zendesk_config or zendesk_sandbox.ZendeskSandboxConfig()
     intacct_app = intacct_sandbox.create_app(intacct_config)
     zendesk_app = zendesk_sandbox.create_app(zendesk_config)
-    servers = []
-    try:
-        servers.append(_start(intacct_app, host, intacct_port))
-        servers.append(_start(zendesk_app, host, zendesk_port))
-        intacct_url = f"http://{host}:{servers[0][2].getsockname()[1]}"
-        zendesk_url = f"http://{host}:{servers[1][2].getsockname()[1]}"
+    with (
+        serve_in_thread(intacct_app, host=host, port=intacct_port) as intacct,
+        serve_in_thread(zendesk_app, host=host, port=zendesk_port) as zendesk,
+    ):
         env = {
-            **intacct_sandbox.sandbox_env(intacct_url, intacct_config),
-            **zendesk_sandbox.sandbox_env(zendesk_url, zendesk_config),
+            **intacct_sandbox.sandbox_env(intacct.url, intacct_config),
+            **zendesk_sandbox.sandbox_env(zendesk.url, zendesk_config),
         }
-        yield RunningSandboxes(intacct_url, zendesk_url, env, intacct_app, zendesk_app, servers)
-    finally:
-        for server, _, _ in servers:
-            server.should_exit = True
-        for _, thread, sock in servers:
-            thread.join(timeout=10)
-            sock.close()
+        yield RunningSandboxes(intacct.url, zendesk.url, env, intacct_app, zendesk_app)
 
 
 def seed_vendors(

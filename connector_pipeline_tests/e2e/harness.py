@@ -100,20 +100,19 @@ class Pipeline:
         with self.sandboxes.zendesk() as c:
             return dict(c.get("/_sandbox/stats").raise_for_status().json())
 
+    def cli_env(self, dagster_home: Path) -> dict[str, str]:
+        """The environment a user's `dagster` command would have: this pipeline's sandboxes
+        and ledger, and its own instance folder."""
+        return {**os.environ, **self.env, "DAGSTER_HOME": str(dagster_home)}
+
     def dagster_cli(
         self, args: Sequence[str], dagster_home: Path, timeout: float = 300
     ) -> subprocess.CompletedProcess[str]:
         """Run the `dagster` command as a user would, against this pipeline's sandboxes."""
-        env = {
-            **os.environ,
-            **self.env,
-            "DAGSTER_HOME": str(dagster_home),
-            settings.ENV_ZENDESK_BASE_URL: self.sandboxes.env[settings.ENV_ZENDESK_BASE_URL],
-        }
         proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "dagster"), *args],
             cwd=REPO_ROOT,
-            env=env,
+            env=self.cli_env(dagster_home),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

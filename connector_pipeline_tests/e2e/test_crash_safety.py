@@ -35,7 +35,6 @@ HANG_MS = 600_000
 
 def start_materialize(p: Pipeline, asset: str, home: Path) -> subprocess.Popen[bytes]:
     home.mkdir(exist_ok=True)
-    env = {**os.environ, **p.env, "DAGSTER_HOME": str(home)}
     return subprocess.Popen(
         [
             str(Path(sys.executable).parent / "dagster"),
@@ -47,7 +46,7 @@ def start_materialize(p: Pipeline, asset: str, home: Path) -> subprocess.Popen[b
             asset,
         ],
         cwd=REPO_ROOT,
-        env=env,
+        env=p.cli_env(home),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # the run's step processes share its process group
