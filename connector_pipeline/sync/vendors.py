@@ -20,7 +20,17 @@ from connector_pipeline.sync.templates import field_value, render
 # Which Intacct field identifies a record of each supported source object.
 ID_FIELD = {"VENDOR": "VENDORID", "CUSTOMER": "CUSTOMERID"}
 
-_CONTACT_FIELDS = (
+# What is read from Intacct besides RECORDNO and the ID field; the same for vendors and
+# customers. TAXID and bank fields are deliberately never selected, so they can't reach
+# the ledger or Zendesk.
+_COMMON_FIELDS = (
+    "NAME",
+    "STATUS",
+    "WHENCREATED",
+    "WHENMODIFIED",
+    "TERMNAME",
+    "TOTALDUE",
+    "ONHOLD",
     "DISPLAYCONTACT.EMAIL1",
     "DISPLAYCONTACT.PHONE1",
     "DISPLAYCONTACT.MAILADDRESS.ADDRESS1",
@@ -30,33 +40,8 @@ _CONTACT_FIELDS = (
     "DISPLAYCONTACT.MAILADDRESS.ZIP",
     "DISPLAYCONTACT.MAILADDRESS.COUNTRY",
 )
-# What is read from Intacct. TAXID and bank fields are deliberately never selected, so
-# they can't reach the ledger or Zendesk.
 SOURCE_FIELDS: dict[str, tuple[str, ...]] = {
-    "VENDOR": (
-        "RECORDNO",
-        "VENDORID",
-        "NAME",
-        "STATUS",
-        "WHENCREATED",
-        "WHENMODIFIED",
-        "TERMNAME",
-        "TOTALDUE",
-        "ONHOLD",
-        *_CONTACT_FIELDS,
-    ),
-    "CUSTOMER": (
-        "RECORDNO",
-        "CUSTOMERID",
-        "NAME",
-        "STATUS",
-        "WHENCREATED",
-        "WHENMODIFIED",
-        "TERMNAME",
-        "TOTALDUE",
-        "ONHOLD",
-        *_CONTACT_FIELDS,
-    ),
+    obj: ("RECORDNO", id_field, *_COMMON_FIELDS) for obj, id_field in ID_FIELD.items()
 }
 
 _EMAIL_DOMAIN = re.compile(r"@([A-Za-z0-9.-]+\.[A-Za-z]{2,})\s*$")
