@@ -181,6 +181,8 @@ WEBHOOK_GRACEFUL_SHUTDOWN_S = 10
 
 # --- pipeline (Dagster assets, schedules, sensors) ---
 ENV_MAPPING_FILE = "ML_CONNECTOR_MAPPING_FILE"
+# The documented default mapping that ships with the package.
+DEFAULT_MAPPING_FILE = Path(__file__).parent / "sync" / "default_mapping.yaml"
 ENV_TICKETS_START_DATE = "ML_CONNECTOR_TICKETS_START_DATE"
 ENV_VENDOR_SYNC_CRON = "ML_CONNECTOR_VENDOR_SYNC_CRON"
 ENV_TICKET_POLL_CRON = "ML_CONNECTOR_TICKET_POLL_CRON"

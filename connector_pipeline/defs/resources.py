@@ -14,7 +14,7 @@ from pydantic import PrivateAttr
 from connector_pipeline import settings
 from connector_pipeline.intacct import IntacctClient
 from connector_pipeline.staging import StagingStore
-from connector_pipeline.sync.mapping import ConnectorMapping, default_mapping_text
+from connector_pipeline.sync.mapping import ConnectorMapping
 from connector_pipeline.sync.vendors import parse_source_objects
 from connector_pipeline.zendesk import ZendeskClient
 
@@ -134,8 +134,8 @@ class ConnectorResource(dg.ConfigurableResource):
     source_objects: str = settings.DEFAULT_SOURCE_OBJECTS
 
     def mapping(self) -> ConnectorMapping:
-        text = Path(self.mapping_file).read_text() if self.mapping_file else default_mapping_text()
-        return ConnectorMapping.from_yaml(text)
+        path = Path(self.mapping_file) if self.mapping_file else settings.DEFAULT_MAPPING_FILE
+        return ConnectorMapping.from_yaml(path.read_text())
 
     def objects(self) -> tuple[str, ...]:
         return parse_source_objects(self.source_objects)

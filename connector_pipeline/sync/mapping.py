@@ -4,14 +4,11 @@ ticket_record sections). Parsing only; reading the file is the caller's business
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 
 import yaml
 
 from connector_pipeline.sync.tickets import TicketRecordMapping
 from connector_pipeline.sync.vendors import OrganizationMapping
-
-DEFAULT_MAPPING_RESOURCE = "default_mapping.yaml"
 
 
 @dataclass(frozen=True)
@@ -31,8 +28,3 @@ class ConnectorMapping:
             organization=OrganizationMapping.from_dict(data.get("organization") or {}),
             ticket_record=TicketRecordMapping.from_dict(data.get("ticket_record") or {}),
         )
-
-
-def default_mapping_text() -> str:
-    """The documented default mapping that ships with the package."""
-    return resources.files("connector_pipeline.sync").joinpath(DEFAULT_MAPPING_RESOURCE).read_text()

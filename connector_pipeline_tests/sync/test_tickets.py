@@ -5,6 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from connector_pipeline import settings
+from connector_pipeline.sync.mapping import ConnectorMapping
 from connector_pipeline.sync.tickets import (
     InvalidTicket,
     TicketRecordMapping,
@@ -110,10 +112,7 @@ def test_plan_skips_what_was_written_with_the_same_hash():
 
 
 def test_default_mapping_fits_the_ticket_object_the_sandbox_defines():
-    from connector_pipeline import settings
-    from connector_pipeline.sync.mapping import ConnectorMapping, default_mapping_text
-
-    packaged = ConnectorMapping.from_yaml(default_mapping_text()).ticket_record
+    packaged = ConnectorMapping.from_yaml(settings.DEFAULT_MAPPING_FILE.read_text()).ticket_record
     assert packaged == TicketRecordMapping()  # the YAML documents the built-in defaults
     record = map_ticket(ticket(), 42, packaged)
     assert set(record) <= set(settings.INTACCT_TICKET_FIELDS)

@@ -4,7 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connector_pipeline.sync.mapping import ConnectorMapping, default_mapping_text
+from connector_pipeline import settings
+from connector_pipeline.sync.mapping import ConnectorMapping
 from connector_pipeline.sync.vendors import (
     InvalidSourceRecord,
     OrganizationMapping,
@@ -51,7 +52,7 @@ def staged(**over):
 
 @pytest.fixture
 def mapping() -> OrganizationMapping:
-    return ConnectorMapping.from_yaml(default_mapping_text()).organization
+    return ConnectorMapping.from_yaml(settings.DEFAULT_MAPPING_FILE.read_text()).organization
 
 
 def test_stage_row_normalizes_and_hashes():
