@@ -34,7 +34,3 @@ def render(template: str, record: Mapping[str, Any], extra: Mapping[str, str] | 
         return "" if found is None else str(found).strip()
 
     return " ".join(_FIELD.sub(value, template).split())
-
-
-def fields_used(template: str) -> list[str]:
-    return _FIELD.findall(template)

@@ -152,7 +152,6 @@ class PlannedRecord:
     hash: str
     vendor_id: str
     record_id: str | None  # known Intacct record id: update; None: look up, then create
-    deleted: bool
 
 
 @dataclass
@@ -180,12 +179,12 @@ def plan_ticket_records(
         ticket_id = int(row["ticket_id"])
         link = links.get(ticket_id) or {}
         deleted = row["status"] == DELETED
+        if deleted and not link.get("record_id"):
+            plan.deleted_unwritten.append(ticket_id)
+            continue
         org_id = row.get("organization_id")
         vendor = vendor_by_org.get(int(org_id)) if org_id is not None else None
         if vendor is None:
-            if deleted and not link.get("record_id"):
-                plan.deleted_unwritten.append(ticket_id)
-                continue
             plan.unmatched[ticket_id] = (
                 "ticket has no organization"
                 if org_id is None
@@ -197,9 +196,6 @@ def plan_ticket_records(
                 f"organization {org_id} stands for {vendor.source_object} {vendor.vendor_id}; "
                 "ticket records relate to vendors only"
             )
-            continue
-        if deleted and not link.get("record_id"):
-            plan.deleted_unwritten.append(ticket_id)
             continue
         record = map_ticket(row["raw"], vendor.record_no, mapping)
         digest = content_hash(record)
@@ -213,7 +209,6 @@ def plan_ticket_records(
                 hash=digest,
                 vendor_id=vendor.vendor_id,
                 record_id=link.get("record_id"),
-                deleted=deleted,
             )
         )
     return plan

@@ -222,10 +222,6 @@ class OrganizationPlan:
     renamed: dict[str, str] = field(default_factory=dict)
     desired: dict[str, DesiredOrganization] = field(default_factory=dict)
 
-    @property
-    def writes(self) -> int:
-        return len(self.create) + len(self.update)
-
 
 def changed_organizations(
     desired: Iterable[DesiredOrganization], links: Mapping[str, Mapping[str, Any]]
