@@ -9,6 +9,7 @@ answer is 503, so Zendesk retries; nothing is lost because nothing was acknowled
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -109,9 +110,15 @@ def create_app(
             await ledger.call(lambda s: None)
         except LedgerUnavailable as exc:
             log.error("ledger not reachable at start-up (%s); answering 503 until it is", exc)
+        # Everything loaded so far (modules, the app, SQLAlchemy's caches) lives as long as
+        # the process. Frozen, the collector stops re-scanning it: otherwise each full
+        # collection walks ~100,000 objects and stalls every request in flight for ~70 ms.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
+            gc.unfreeze()
             ledger.stop()
 
     app = FastAPI(
