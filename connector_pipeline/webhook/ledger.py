@@ -110,7 +110,10 @@ class Ledger:
             raise LedgerUnavailable(f"no answer within {self.timeout_s:g} s") from exc
 
     def _start_flushes(self) -> None:
-        while self._pending and self._flushing < self.max_flushes:
+        # SQLite has one write lock: a second transaction in flight would only sit in its
+        # busy-wait, which backs off in steps of up to 100 ms.
+        limit = 1 if self.store is not None and self.store.dialect == "sqlite" else self.max_flushes
+        while self._pending and self._flushing < limit:
             batch = self._pending[: self.max_batch]
             del self._pending[: self.max_batch]
             self._flushing += 1

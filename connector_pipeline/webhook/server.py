@@ -51,6 +51,12 @@ def serve(
         os.environ[settings.ENV_STAGING_DATABASE_URL] = ledger_url
     store = StagingStore.open(ledger_url)
     store.dispose()
+    if workers > 1 and store.dialect == "sqlite":
+        log.warning(
+            "%d workers share one SQLite write lock: expect a slower tail than with one "
+            "worker; use Postgres to scale out (docs/webhooks.md, Capacity)",
+            workers,
+        )
     uvicorn.run(
         APP_FACTORY,
         factory=True,

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
@@ -46,3 +51,34 @@ def test_a_failing_row_fails_only_itself(store: StagingStore) -> None:
     assert "x" * 10 not in str(outcomes[1])  # names the error type, never the values
     assert isinstance(outcomes[2], InboxAppend) and not outcomes[2].duplicate
     assert store.inbox_stats()["total"] == 2
+
+
+def test_sqlite_gets_one_write_transaction_at_a_time_postgres_several(
+    store: StagingStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Counted from before BEGIN: a transaction waiting for SQLite's write lock counts too.
+    in_flight = peak = 0
+    lock = threading.Lock()
+    transaction = store.transaction
+
+    @contextmanager
+    def counted() -> Iterator[Any]:
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+        try:
+            time.sleep(0.05)  # long enough for the other flushes to start, if allowed
+            with transaction() as conn:
+                yield conn
+        finally:
+            with lock:
+                in_flight -= 1
+
+    monkeypatch.setattr(store, "transaction", counted)
+    ledger = Ledger(store=store, owns_store=False, timeout_s=30, max_batch=4, max_flushes=3)
+    outcomes = asyncio.run(append_all(ledger, [event(f"inv-{i}") for i in range(40)]))
+    assert all(isinstance(o, InboxAppend) and not o.duplicate for o in outcomes)
+    assert store.inbox_stats()["total"] == 40
+    # SQLite has one write lock: a second transaction would only sit in its busy-wait.
+    assert peak == (1 if store.dialect == "sqlite" else 3)
