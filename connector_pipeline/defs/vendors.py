@@ -79,7 +79,7 @@ def intacct_vendors(
     store = staging.store
     calls = CallCounter(intacct.client)
     counts = UpsertCounts()
-    fetched = inactive = invalid = 0
+    fetched = inactive = invalid = unstamped = 0
     watermarks: dict[str, str] = {}
     preview: list[dict[str, Any]] = []
     with rate_limits_as_retries():
@@ -103,10 +103,13 @@ def intacct_vendors(
                 inactive += sum(1 for r in rows if not is_active(r["status"]))
                 invalid += len(bad)
                 last = page[-1]
-                # iter_changed only yields records that have a WHENMODIFIED.
-                page_end: tuple[datetime, int] = (last["WHENMODIFIED"], int(last["RECORDNO"]))
-                if position is None or page_end > position:
-                    position = page_end
+                if last["WHENMODIFIED"] is None:
+                    # A full read's records without a WHENMODIFIED come first, off the keyset.
+                    unstamped += len(page)
+                else:
+                    page_end = (last["WHENMODIFIED"], int(last["RECORDNO"]))
+                    if position is None or page_end > position:
+                        position = page_end
                 if config.dry_run:
                     preview += [
                         {
@@ -145,6 +148,7 @@ def intacct_vendors(
         "unchanged": counts.unchanged,
         "inactive": inactive,
         "invalid": invalid,
+        "without_whenmodified": unstamped,
         "watermark": json.dumps(watermarks),
         "api_calls": calls.calls,
         "dry_run": config.dry_run,

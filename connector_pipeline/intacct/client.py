@@ -44,7 +44,17 @@ from connector_pipeline.intacct.errors import (
     IntacctWriteOutcomeUnknown,
     classify,
 )
-from connector_pipeline.intacct.filters import Filter, and_, eq, gt, in_, is_not_null, lt, or_
+from connector_pipeline.intacct.filters import (
+    Filter,
+    and_,
+    eq,
+    gt,
+    in_,
+    is_not_null,
+    is_null,
+    lt,
+    or_,
+)
 from connector_pipeline.intacct.results import (
     QueryPage,
     WriteResult,
@@ -528,13 +538,20 @@ class IntacctClient:
         offset, so a record modified meanwhile moves behind the cursor and is read once at
         its new position instead of shifting pages and being skipped. `until` (exclusive)
         bounds WHENMODIFIED from above: timestamps have one-second precision, so callers
-        that store the cursor should stop a little before "now". Records whose WHENMODIFIED
-        is empty cannot be placed on the keyset and are not returned.
+        that store the cursor should stop a little before "now".
+
+        Records whose WHENMODIFIED is empty (migrated data can have none) cannot be placed
+        on that keyset. A full read (`after=None`) yields them first, in RECORDNO order, so
+        a caller that advances its cursor with the stamped pages has read them before its
+        cursor first moves; an incremental read does not see them again (a change to one
+        stamps it).
         """
         wanted = list(fields)
         for required in ("RECORDNO", "WHENMODIFIED"):
             if required not in wanted:
                 wanted.append(required)
+        if after is None:
+            yield from self._iter_unstamped(object_name, wanted, page_size)
         cursor = after
         while True:
             keyset: Filter | None = None
@@ -559,6 +576,28 @@ class IntacctClient:
                 yield records
                 last = records[-1]
                 cursor = (last["WHENMODIFIED"], int(last["RECORDNO"]))
+            if not page.records or page.num_remaining == 0 or len(page.records) < page_size:
+                return
+
+    def _iter_unstamped(
+        self, object_name: str, fields: list[str], page_size: int
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Pages of the records with an empty WHENMODIFIED, on a RECORDNO keyset."""
+        last: int | None = None
+        while True:
+            after_last = gt("RECORDNO", last) if last is not None else None
+            page = self.query(
+                object_name,
+                fields,
+                filter=and_(is_null("WHENMODIFIED"), after_last),
+                orderby=[("RECORDNO", True)],
+                page_size=page_size,
+            )
+            records = [r for r in page.records if r.get("WHENMODIFIED") is None]
+            if records:
+                yield records
+            if page.records:
+                last = int(page.records[-1]["RECORDNO"])
             if not page.records or page.num_remaining == 0 or len(page.records) < page_size:
                 return
 

@@ -138,6 +138,9 @@ DUPLICATE_NAME_EVERY = 97
 INACTIVE_EVERY = 13
 ONHOLD_EVERY = 17
 INTERNATIONAL_EVERY = 11
+# Every N-th vendor has an empty WHENMODIFIED, as records migrated into Intacct can
+# (estuary/connectors PR #4465 falls back to WHENCREATED for them).
+UNSTAMPED_EVERY = 89
 SEED_SPREAD_DAYS = 42
 
 
@@ -181,7 +184,7 @@ def _company_record(rng: random.Random, n: int, names: list[str], when: datetime
         "TAXID": f"{rng.randint(10, 99)}-{rng.randint(1_000_000, 9_999_999)}",
         "CURRENCY": "USD",
         "WHENCREATED": min(created, when),
-        "WHENMODIFIED": when,
+        "WHENMODIFIED": None if n % UNSTAMPED_EVERY == 0 else when,
         "CREATEDBY": "1",
         "MODIFIEDBY": "1",
     }

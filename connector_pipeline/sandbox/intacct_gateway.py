@@ -247,7 +247,7 @@ class IntacctGateway:
         scenario: bool = False,
     ) -> None:
         updated = merge(record, dict(changes))
-        updated["WHENMODIFIED"] = max(self.clock(), record["WHENMODIFIED"])
+        updated["WHENMODIFIED"] = max(self.clock(), record["WHENMODIFIED"] or self.clock())
         record.clear()
         record.update(updated)
         (self.stats.scenario_writes if scenario else self.stats.writes)[object_name] += 1

@@ -104,6 +104,9 @@ def test_full_sync_incremental_and_late_links(ledger_url: str) -> None:
         assert preexisting > 0  # found by external id, not created again
 
         intacct_vendor_list = p.intacct_records("VENDOR")
+        # Migrated vendors without a WHENMODIFIED are read too, and get organizations.
+        unstamped = sum(1 for v in intacct_vendor_list if v["WHENMODIFIED"] is None)
+        assert vendors_meta["without_whenmodified"] == unstamped > 0
         organizations = p.organizations()
         per_external_id = count_by_external_id(organizations)
         for vendor in intacct_vendor_list:

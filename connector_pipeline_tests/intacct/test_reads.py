@@ -56,15 +56,43 @@ def test_keyset_paging_while_vendors_change_between_pages(start_sandbox: Sandbox
                 modified |= _modify_in_another_process(sandbox, 150)
     final = _sandbox_vendors(sandbox)
     assert len(modified) > 200
-    assert seen == sorted(seen), "pages must follow (WHENMODIFIED, RECORDNO) order"
+    # A full read starts with the records that have no WHENMODIFIED, in RECORDNO order.
+    unstamped = [recordno for when, recordno in seen if when is None]
+    assert unstamped and seen[: len(unstamped)] == [(None, r) for r in unstamped]
+    assert unstamped == sorted(unstamped)
+    stamped = seen[len(unstamped) :]
+    assert stamped == sorted(stamped), "pages must follow (WHENMODIFIED, RECORDNO) order"
     assert len(seen) == len(set(seen)), "no record version is returned twice"
     counts = Counter(recordno for _, recordno in seen)
     assert set(counts) == initial, "nothing is skipped"
     for recordno, vendor in final.items():
         if vendor["VENDORID"] not in modified:
             assert counts[recordno] == 1
-        last = max(when for when, r in seen if r == recordno)
-        assert last == datetime.fromisoformat(vendor["WHENMODIFIED"]), "latest version is read"
+        if vendor["WHENMODIFIED"] is not None:
+            last = max(when for when, r in stamped if r == recordno)
+            assert last == datetime.fromisoformat(vendor["WHENMODIFIED"]), "latest version"
+
+
+def test_full_read_includes_records_without_whenmodified(start_sandbox: SandboxFactory) -> None:
+    sandbox = start_sandbox(seed_vendors=200)
+    truth = _sandbox_vendors(sandbox)
+    unstamped = sorted(r for r, v in truth.items() if v["WHENMODIFIED"] is None)
+    assert len(unstamped) == 2  # migrated records, as the seed makes every 89th
+    with sandbox.client() as client:
+        full = [r for p in client.iter_changed("VENDOR", FIELDS, page_size=150) for r in p]
+        # One more query than the stamped records' two pages, for the unstamped ones.
+        assert client.calls_by_function()["query"] == 3
+        assert sorted(r["RECORDNO"] for r in full) == sorted(truth)
+        assert [r["RECORDNO"] for r in full[:2]] == unstamped
+        assert all(r["WHENMODIFIED"] is None for r in full[:2])
+        # An incremental read leaves them out: a change to one would stamp it.
+        after = (full[2]["WHENMODIFIED"], full[2]["RECORDNO"])
+        rest = [r for p in client.iter_changed("VENDOR", FIELDS, after) for r in p]
+        assert [r["RECORDNO"] for r in rest] == [r["RECORDNO"] for r in full[3:]]
+    sandbox.post("vendors/modify", {"vendor_ids": [truth[unstamped[0]]["VENDORID"]]})
+    with sandbox.client() as client:
+        rest = [r for p in client.iter_changed("VENDOR", FIELDS, after) for r in p]
+        assert rest[-1]["RECORDNO"] == unstamped[0] and rest[-1]["WHENMODIFIED"] is not None
 
 
 def test_offset_paging_would_have_skipped_records(start_sandbox: SandboxFactory) -> None:
