@@ -49,7 +49,7 @@ def start_materialize(p: Pipeline, asset: str, home: Path) -> subprocess.Popen[b
         env=p.cli_env(home),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        start_new_session=True,  # the run's step processes share its process group
+        start_new_session=True,  # the run and any child process share its process group
     )
 
 
