@@ -198,6 +198,10 @@ DEFAULT_INBOX_SENSOR_INTERVAL_S = 30
 INTACCT_POOL = "intacct_api"
 # Larger than any RECORDNO: (t, INTACCT_RECORDNO_MAX) sorts after every record of second t.
 INTACCT_RECORDNO_MAX = 2**62
+# Vendors gone from a complete read are marked deleted, unless more than this share of the
+# staged ones vanished at once (and more than the small number always allowed).
+VENDOR_DELETIONS_MAX_FRACTION = 0.2
+VENDOR_DELETIONS_ALWAYS_ALLOWED = 10
 ZENDESK_POOL = "zendesk_api"
 # Step retries for transient API failures (DESIGN.md decision 6): seconds before the first
 # retry, doubling after, with jitter.

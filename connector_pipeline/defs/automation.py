@@ -31,7 +31,10 @@ webhook_events_job = dg.define_asset_job(
 full_reconciliation_job = dg.define_asset_job(
     "full_reconciliation",
     selection=[intacct_vendors, zendesk_organizations, intacct_ticket_records],
-    description="Re-read every vendor and rewrite what differs; re-check every ticket record.",
+    description=(
+        "Re-read every vendor (marking those gone from Intacct) and rewrite what differs; "
+        "re-check every ticket record."
+    ),
     config={
         "ops": {
             name: {"config": {"full_refresh": True, "dry_run": False}}

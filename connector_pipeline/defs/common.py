@@ -77,3 +77,5 @@ class SyncRunConfig(dg.Config):
     """Compute and show what would be written, write nothing."""
     full_refresh: bool = False
     """Reconsider every staged record, not only what changed since the last run."""
+    allow_mass_deletion: bool = False
+    """With full_refresh: mark vendors deleted even when many vanished at once."""

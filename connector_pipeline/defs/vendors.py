@@ -20,17 +20,20 @@ from connector_pipeline.defs.resources import (
     StagingResource,
     ZendeskResource,
 )
-from connector_pipeline.staging import UpsertCounts, VendorLinkRow, utcnow
+from connector_pipeline.staging import StagingStore, UpsertCounts, VendorLinkRow, utcnow
 from connector_pipeline.sync.vendors import (
+    DELETED,
     SOURCE_FIELDS,
     InvalidSourceRecord,
     changed_organizations,
     collision_name,
+    desired_organizations,
     is_active,
-    map_vendor,
+    mass_deletion,
     needs_lookup,
     plan_organizations,
     stage_row,
+    vanished,
 )
 
 QUARANTINE_SOURCE = "intacct_record"
@@ -75,11 +78,12 @@ def intacct_vendors(
     staging: StagingResource,
     connector: ConnectorResource,
 ) -> dg.MaterializeResult:
-    """Intacct vendors (and customers, when configured) changed since the watermark, staged."""
+    """Intacct vendors (and customers, when configured) changed since the watermark, staged.
+    A complete read (the first run, or full_refresh) also marks those gone from Intacct."""
     store = staging.store
     calls = CallCounter(intacct.client)
     counts = UpsertCounts()
-    fetched = inactive = invalid = unstamped = 0
+    fetched = inactive = invalid = unstamped = deleted = deletions_withheld = 0
     watermarks: dict[str, str] = {}
     preview: list[dict[str, Any]] = []
     with rate_limits_as_retries():
@@ -90,9 +94,13 @@ def intacct_vendors(
             # Keyset paging on (WHENMODIFIED, RECORDNO): the watermark advances with each
             # page, in the transaction that stages it, and never moves backwards.
             position = stored
+            # Only a complete read tells which records are gone from Intacct.
+            present: set[int] | None = set() if after is None else None
             for page in intacct.client.iter_changed(
                 source_object, SOURCE_FIELDS[source_object], after
             ):
+                if present is not None:
+                    present.update(n for r in page if (n := _record_no(r)) is not None)
                 rows, bad = [], []
                 for record in page:
                     try:
@@ -136,6 +144,10 @@ def intacct_vendors(
                     )
                 for key, reason, _ in bad:
                     context.log.warning("Intacct record %s quarantined: %s", key, reason)
+            if present is not None:
+                marked, withheld = _mark_vanished(context, store, config, source_object, present)
+                deleted += marked
+                deletions_withheld += withheld
             if position is not None:
                 watermarks[source_object] = position[0].isoformat()
                 if not config.dry_run:
@@ -149,6 +161,8 @@ def intacct_vendors(
         "inactive": inactive,
         "invalid": invalid,
         "without_whenmodified": unstamped,
+        "would_mark_deleted" if config.dry_run else "deleted": deleted,
+        "deletions_withheld": deletions_withheld,
         "watermark": json.dumps(watermarks),
         "api_calls": calls.calls,
         "dry_run": config.dry_run,
@@ -158,6 +172,42 @@ def intacct_vendors(
             markdown_table(preview, ["object", "id", "name", "status"])
         )
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _record_no(record: dict[str, Any]) -> int | None:
+    try:
+        return int(str(record.get("RECORDNO")).strip())
+    except ValueError:
+        return None
+
+
+def _mark_vanished(
+    context: dg.AssetExecutionContext,
+    store: StagingStore,
+    config: SyncRunConfig,
+    source_object: str,
+    present: set[int],
+) -> tuple[int, int]:
+    """After a complete read: mark the staged records it did not return as deleted, so
+    their organizations get the deleted tag. Returns (marked, withheld); a dry run
+    reports what it would mark as marked."""
+    statuses = store.vendor_statuses(source_object)
+    missing = vanished(statuses, present)
+    key = f"deletions:{source_object}"
+    if config.dry_run:
+        return len(missing), 0
+    live = sum(1 for status in statuses.values() if status != DELETED)
+    reason = None if config.allow_mass_deletion else mass_deletion(len(missing), live)
+    if reason is not None:
+        context.log.error("%s: %s", source_object, reason)
+        store.quarantine_add(QUARANTINE_SOURCE, key, reason, {"record_nos": missing[:1000]})
+        return 0, len(missing)
+    with store.transaction() as conn:
+        marked = store.mark_vendors_deleted(source_object, missing, conn=conn)
+        store.quarantine_resolve(QUARANTINE_SOURCE, [key], conn=conn)
+    if marked:
+        context.log.info("%s: %d records gone from Intacct marked deleted", source_object, marked)
+    return marked, 0
 
 
 @dg.asset(
@@ -179,7 +229,7 @@ def zendesk_organizations(
     client = zendesk.client
     calls = CallCounter(client)
     mapping = connector.mapping()
-    desired = [map_vendor(v, mapping.organization) for v in store.vendors(connector.objects())]
+    desired = desired_organizations(store.vendors(connector.objects()), mapping.organization)
     links = store.vendor_links()
     if config.full_refresh:
         # Rewrite everything (still by organization id where the link is known).

@@ -1,6 +1,7 @@
 """The ledger: staging tables, migrations and the store that reads and writes them."""
 
 from connector_pipeline.staging.store import (
+    VENDOR_DELETED,
     InboxAppend,
     InboxEvent,
     InboxRow,
@@ -15,6 +16,7 @@ from connector_pipeline.staging.store import (
 )
 
 __all__ = [
+    "VENDOR_DELETED",
     "InboxAppend",
     "InboxEvent",
     "InboxRow",

@@ -106,6 +106,10 @@ class TicketLinkRow(TypedDict, total=False):
     last_error: str | None
 
 
+# The status of a staged vendor that a complete read of Intacct no longer returned.
+VENDOR_DELETED = "deleted"
+
+
 @dataclass(frozen=True)
 class UpsertCounts:
     """What an upsert did: rows never seen, rows whose content changed, rows unchanged,
@@ -389,6 +393,33 @@ class StagingStore:
             known.update(((source_object, n), h) for n, h in c.execute(query))
         return known
 
+    def vendor_statuses(self, source_object: str) -> dict[int, str]:
+        """RECORDNO -> status of every staged record of `source_object`."""
+        v = intacct_vendors
+        with self._read(None) as c:
+            rows = c.execute(
+                select(v.c.record_no, v.c.status).where(v.c.source_object == source_object)
+            )
+            return {int(n): str(status) for n, status in rows}
+
+    def mark_vendors_deleted(
+        self, source_object: str, record_nos: Sequence[int], *, conn: Connection | None = None
+    ) -> int:
+        """Mark staged records as gone from Intacct (status `VENDOR_DELETED`). Their content
+        hash is cleared too, so should such a record ever be read again it is staged again,
+        whatever its content."""
+        v = intacct_vendors
+        marked = 0
+        with self._write(conn) as c:
+            for chunk in _chunks(record_nos, settings.UPSERT_CHUNK_ROWS):
+                result = c.execute(
+                    v.update()
+                    .where(v.c.source_object == source_object, self._in(v.c.record_no, chunk))
+                    .values(status=VENDOR_DELETED, content_hash=VENDOR_DELETED, staged_at=utcnow())
+                )
+                marked += result.rowcount
+        return marked
+
     def vendors(
         self, source_objects: Sequence[str] | None = None, conn: Connection | None = None
     ) -> list[dict[str, Any]]:
@@ -554,12 +585,15 @@ class StagingStore:
 
     def vendors_by_organization(
         self, conn: Connection | None = None
-    ) -> dict[int, tuple[str, str, int]]:
-        """organization id -> (source_object, vendor_id, RECORDNO) for every linked
-        organization whose Intacct record is staged."""
+    ) -> dict[int, tuple[str, str, int, bool]]:
+        """organization id -> (source_object, vendor_id, RECORDNO, deleted) for every linked
+        organization whose Intacct record is staged. When a VENDORID was deleted and used
+        again, the record still in Intacct wins, then the newest."""
         v, link = intacct_vendors, vendor_org_links
         query = (
-            select(link.c.organization_id, v.c.source_object, v.c.vendor_id, v.c.record_no)
+            select(
+                link.c.organization_id, v.c.source_object, v.c.vendor_id, v.c.record_no, v.c.status
+            )
             .join(
                 v,
                 and_(v.c.source_object == link.c.source_object, v.c.vendor_id == link.c.vendor_id),
@@ -567,10 +601,19 @@ class StagingStore:
             .where(link.c.organization_id.is_not(None))
         )
         with self._read(conn) as c:
-            return {
-                int(r.organization_id): (r.source_object, r.vendor_id, int(r.record_no))
-                for r in c.execute(query)
-            }
+            rows = sorted(
+                c.execute(query), key=lambda r: (r.status != VENDOR_DELETED, int(r.record_no))
+            )
+        # The preferred row comes last and overwrites the others.
+        return {
+            int(r.organization_id): (
+                r.source_object,
+                r.vendor_id,
+                int(r.record_no),
+                r.status == VENDOR_DELETED,
+            )
+            for r in rows
+        }
 
     def _upsert_links(
         self, table: Table, key: str, rows: list[dict[str, Any]], conn: Connection | None

@@ -143,6 +143,7 @@ class VendorRef:
     source_object: str
     vendor_id: str
     record_no: int
+    deleted: bool = False  # gone from Intacct
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,12 @@ def plan_ticket_records(
                 "ticket has no organization"
                 if org_id is None
                 else f"organization {org_id} is not linked to an Intacct vendor"
+            )
+            continue
+        if vendor.deleted:
+            plan.unmatched[ticket_id] = (
+                f"organization {org_id} stands for {vendor.source_object} {vendor.vendor_id}, "
+                "which is no longer in Intacct"
             )
             continue
         if vendor.source_object != "VENDOR":

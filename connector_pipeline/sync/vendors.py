@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from connector_pipeline.staging import VendorRow
+from connector_pipeline import settings
+from connector_pipeline.staging import VENDOR_DELETED, VendorRow
 from connector_pipeline.sync.hashing import content_hash, json_safe
 from connector_pipeline.sync.templates import field_value, render
 
@@ -43,6 +44,9 @@ _COMMON_FIELDS = (
 SOURCE_FIELDS: dict[str, tuple[str, ...]] = {
     obj: ("RECORDNO", id_field, *_COMMON_FIELDS) for obj, id_field in ID_FIELD.items()
 }
+
+# The status a staged record gets when a complete read of Intacct no longer returns it.
+DELETED = VENDOR_DELETED
 
 _EMAIL_DOMAIN = re.compile(r"@([A-Za-z0-9.-]+\.[A-Za-z]{2,})\s*$")
 
@@ -106,6 +110,7 @@ class OrganizationMapping:
     domain_names_from_emails: tuple[str, ...] = ()
     organization_fields: Mapping[str, str] = field(default_factory=dict)
     inactive_tag: str = "intacct-inactive"
+    deleted_tag: str = "intacct-deleted"
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> OrganizationMapping:
@@ -141,6 +146,7 @@ class DesiredOrganization:
     active: bool
     payload: dict[str, Any]
     hash: str
+    deleted: bool = False
 
 
 def map_vendor(vendor: Mapping[str, Any], mapping: OrganizationMapping) -> DesiredOrganization:
@@ -153,9 +159,11 @@ def map_vendor(vendor: Mapping[str, Any], mapping: OrganizationMapping) -> Desir
         "source_object": source_object.lower(),
     }
     active = is_active(vendor["status"])
+    deleted = vendor["status"] == DELETED
     tags = [t for t in (render(t, record, extra) for t in mapping.tags) if t]
-    if not active and mapping.inactive_tag:
-        tags.append(mapping.inactive_tag)
+    status_tag = mapping.deleted_tag if deleted else "" if active else mapping.inactive_tag
+    if status_tag:
+        tags.append(status_tag)
     domains = []
     for path in mapping.domain_names_from_emails:
         match = _EMAIL_DOMAIN.search(str(field_value(record, path) or ""))
@@ -181,6 +189,45 @@ def map_vendor(vendor: Mapping[str, Any], mapping: OrganizationMapping) -> Desir
         active=active,
         payload=payload,
         hash=content_hash(payload),
+        deleted=deleted,
+    )
+
+
+def desired_organizations(
+    vendors: Iterable[Mapping[str, Any]], mapping: OrganizationMapping
+) -> list[DesiredOrganization]:
+    """One organization per external id. A VENDORID that was deleted in Intacct and then
+    used again by a new record has two staged rows; the record still in Intacct wins, and
+    among equals the newer (higher RECORDNO)."""
+    chosen: dict[str, DesiredOrganization] = {}
+    for vendor in vendors:
+        org = map_vendor(vendor, mapping)
+        key = org.external_id.lower()
+        held = chosen.get(key)
+        if held is None or (not org.deleted, org.record_no) > (not held.deleted, held.record_no):
+            chosen[key] = org
+    return list(chosen.values())
+
+
+def vanished(statuses: Mapping[int, str], present: Iterable[int]) -> list[int]:
+    """Staged RECORDNOs (not yet marked deleted) that a complete read did not return."""
+    seen = set(present)
+    return sorted(n for n, status in statuses.items() if status != DELETED and n not in seen)
+
+
+def mass_deletion(
+    missing: int, staged: int, max_fraction: float = settings.VENDOR_DELETIONS_MAX_FRACTION
+) -> str | None:
+    """Why `missing` records out of `staged` are too many to mark deleted at once (a
+    Web Services user that lost permissions or was moved to another entity would see
+    most vendors vanish), or None when they are not."""
+    if missing <= settings.VENDOR_DELETIONS_ALWAYS_ALLOWED or missing <= staged * max_fraction:
+        return None
+    return (
+        f"{missing} of {staged} staged records are missing from a complete read of Intacct, "
+        f"more than {max_fraction:.0%}: not marked deleted. Check the Web Services user's "
+        "permissions and entity; if the deletions are real, run intacct_vendors with "
+        "full_refresh and allow_mass_deletion"
     )
 
 

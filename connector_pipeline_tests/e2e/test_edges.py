@@ -104,3 +104,72 @@ def test_a_long_rate_limit_becomes_a_dagster_retry_after_the_wait(error: Excepti
         raise error
     assert raised.value.seconds_to_wait == 42.0
     assert raised.value.__cause__ is error
+
+
+def test_vendors_deleted_in_intacct_are_tagged_by_a_complete_read(sqlite_url: str) -> None:
+    def tags_of(external_id: str) -> list[str]:
+        [org] = [o for o in p.organizations() if o.get("external_id") == external_id]
+        return list(org["tags"])
+
+    with pipeline(sqlite_url) as p:
+        seed_vendors(p.sandboxes, vendors=60)
+        p.materialize([intacct_vendors, zendesk_organizations])
+        with p.sandboxes.intacct() as i:
+            gone = i.post("/_sandbox/vendors/delete", json={"count": 3}).json()["deleted"]
+        # An incremental read cannot see a deletion: nothing changes.
+        result = p.materialize([intacct_vendors, zendesk_organizations])
+        assert metadata(result, "intacct_vendors")["deleted"] == 0
+        assert metadata(result, "zendesk_organizations")["updated"] == 0
+
+        full = {"full_refresh": True}
+        result = p.materialize(
+            [intacct_vendors], config={"intacct_vendors": {**full, "dry_run": True}}
+        )
+        assert metadata(result, "intacct_vendors")["would_mark_deleted"] == 3
+        result = p.materialize(
+            [intacct_vendors, zendesk_organizations], config={"intacct_vendors": full}
+        )
+        assert metadata(result, "intacct_vendors")["deleted"] == 3
+        assert metadata(result, "zendesk_organizations")["updated"] == 3
+        for vendor_id in gone:
+            assert "intacct-deleted" in tags_of(vendor_id)  # kept, and tagged
+        assert len(p.organizations()) == 60
+        # Marked once: the next complete read finds nothing new to mark.
+        result = p.materialize([intacct_vendors], config={"intacct_vendors": full})
+        assert metadata(result, "intacct_vendors")["deleted"] == 0
+
+        # The VENDORID is used again by a new record: the organization is live again.
+        with p.sandboxes.intacct() as i:
+            i.post(
+                "/_sandbox/vendors", json={"vendors": [{"VENDORID": gone[0], "NAME": "Reborn"}]}
+            ).raise_for_status()
+        result = p.materialize([intacct_vendors, zendesk_organizations])
+        assert metadata(result, "zendesk_organizations")["updated"] == 1
+        assert "intacct-deleted" not in tags_of(gone[0])
+        assert len(p.organizations()) == 60
+
+
+def test_a_mass_disappearance_is_withheld_until_confirmed(sqlite_url: str) -> None:
+    with pipeline(sqlite_url) as p:
+        seed_vendors(p.sandboxes, vendors=60)
+        p.materialize([intacct_vendors, zendesk_organizations])
+        with p.sandboxes.intacct() as i:
+            # As a Web Services user moved to another entity would see it.
+            i.post("/_sandbox/vendors/delete", json={"count": 30}).raise_for_status()
+        full = {"full_refresh": True}
+        result = p.materialize(
+            [intacct_vendors, zendesk_organizations], config={"intacct_vendors": full}
+        )
+        meta = metadata(result, "intacct_vendors")
+        assert (meta["deleted"], meta["deletions_withheld"]) == (0, 30)
+        assert metadata(result, "zendesk_organizations")["updated"] == 0
+        [item] = p.store.quarantine_list(QUARANTINE_SOURCE)
+        assert item.key == "deletions:VENDOR" and "30 of 60" in item.reason
+
+        confirmed = {**full, "allow_mass_deletion": True}
+        result = p.materialize(
+            [intacct_vendors, zendesk_organizations], config={"intacct_vendors": confirmed}
+        )
+        assert metadata(result, "intacct_vendors")["deleted"] == 30
+        assert metadata(result, "zendesk_organizations")["updated"] == 30
+        assert p.store.quarantine_list(QUARANTINE_SOURCE) == []

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import StatementError
 
 from connector_pipeline import settings
-from connector_pipeline.staging import StagingStore, UpsertCounts
+from connector_pipeline.staging import VENDOR_DELETED, StagingStore, UpsertCounts
 from connector_pipeline.staging.schema import intacct_vendors
 from connector_pipeline_tests.staging.factories import content_hash, ticket_row, vendor_row
 
@@ -118,6 +118,43 @@ def test_ticket_stale_across_chunks_is_ignored(
     batch = [ticket_row(1, version=5), ticket_row(2, version=1), ticket_row(1, version=2)]
     assert store.upsert_tickets(batch) == UpsertCounts(new=2, stale=1)
     assert {t["ticket_id"]: t["version"] for t in store.tickets()} == {1: 5, 2: 1}
+
+
+def test_vendors_gone_from_intacct_are_marked_and_restored_if_read_again(
+    store: StagingStore,
+) -> None:
+    rows = [vendor_row(n) for n in range(1, 6)]
+    store.upsert_vendors(rows)
+    assert store.mark_vendors_deleted("VENDOR", [2, 4]) == 2
+    assert store.mark_vendors_deleted("CUSTOMER", [1]) == 0  # other source object
+    statuses = store.vendor_statuses("VENDOR")
+    assert statuses == {1: "active", 2: VENDOR_DELETED, 3: "active", 4: VENDOR_DELETED, 5: "active"}
+    # Read again with the very same content, a record is staged again, not skipped.
+    assert store.upsert_vendors([rows[1]]) == UpsertCounts(new=0, changed=1, unchanged=0)
+    assert store.vendor_statuses("VENDOR")[2] == "active"
+
+
+def test_an_organization_stands_for_the_live_record_of_a_reused_vendor_id(
+    store: StagingStore,
+) -> None:
+    old, new = vendor_row(3), vendor_row(8)
+    new = {**new, "vendor_id": old["vendor_id"]}  # the VENDORID, deleted, then used again
+    store.upsert_vendors([old, new])
+    store.upsert_vendor_links(
+        [
+            {
+                "external_id": old["vendor_id"],
+                "source_object": "VENDOR",
+                "vendor_id": old["vendor_id"],
+                "organization_id": 4242,
+            }
+        ]
+    )
+    assert store.vendors_by_organization() == {4242: ("VENDOR", old["vendor_id"], 8, False)}
+    store.mark_vendors_deleted("VENDOR", [3])
+    assert store.vendors_by_organization() == {4242: ("VENDOR", old["vendor_id"], 8, False)}
+    store.mark_vendors_deleted("VENDOR", [8])
+    assert store.vendors_by_organization() == {4242: ("VENDOR", old["vendor_id"], 8, True)}
 
 
 def test_vendor_links_partial_updates_keep_other_columns(store: StagingStore) -> None:

@@ -83,19 +83,25 @@ def rows(*tickets):
 
 
 def test_plan_matches_vendors_and_reports_unmatched():
-    vendors = {509974: VendorRef("VENDOR", "V1", 11), 777: VendorRef("CUSTOMER", "C1", 12)}
+    vendors = {
+        509974: VendorRef("VENDOR", "V1", 11),
+        777: VendorRef("CUSTOMER", "C1", 12),
+        888: VendorRef("VENDOR", "V2", 13, deleted=True),
+    }
     staged = rows(
         ticket(id=1),
         ticket(id=2, organization_id=None),
         ticket(id=3, organization_id=999),
         ticket(id=4, organization_id=777),
         ticket(id=5, organization_id=None, status="deleted"),
+        ticket(id=6, organization_id=888),
     )
     plan = plan_ticket_records(staged, {}, vendors, TicketRecordMapping())
     assert [w.ticket_id for w in plan.writes] == [1]
     assert plan.writes[0].record["RVENDOR"] == "11" and plan.writes[0].record_id is None
-    assert set(plan.unmatched) == {2, 3, 4}
+    assert set(plan.unmatched) == {2, 3, 4, 6}
     assert "not linked" in plan.unmatched[3] and "vendors only" in plan.unmatched[4]
+    assert "V2, which is no longer in Intacct" in plan.unmatched[6]
     assert plan.deleted_unwritten == [5]
 
 

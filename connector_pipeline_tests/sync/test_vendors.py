@@ -7,15 +7,19 @@ import pytest
 from connector_pipeline import settings
 from connector_pipeline.sync.mapping import ConnectorMapping
 from connector_pipeline.sync.vendors import (
+    DELETED,
     InvalidSourceRecord,
     OrganizationMapping,
     changed_organizations,
+    desired_organizations,
     disambiguate_names,
     map_vendor,
+    mass_deletion,
     needs_lookup,
     parse_source_objects,
     plan_organizations,
     stage_row,
+    vanished,
 )
 
 WHEN = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -104,6 +108,36 @@ def test_inactive_vendor_gets_the_inactive_tag(mapping):
     org = map_vendor(staged(STATUS="inactive"), mapping)
     assert not org.active
     assert "intacct-inactive" in org.payload["tags"]
+
+
+def test_deleted_vendor_gets_the_deleted_tag_instead(mapping):
+    row = staged()
+    live = map_vendor(row, mapping)
+    gone = map_vendor({**row, "status": DELETED}, mapping)
+    assert gone.deleted and not gone.active
+    assert "intacct-deleted" in gone.payload["tags"]
+    assert "intacct-inactive" not in gone.payload["tags"]
+    assert gone.hash != live.hash  # so the organization gets updated
+
+
+def test_a_reused_vendor_id_maps_to_the_record_still_in_intacct(mapping):
+    old = {**staged(RECORDNO="5", NAME="Old Name"), "status": DELETED}
+    new = staged(RECORDNO="9", NAME="New Name")
+    newest_deleted = {**staged(RECORDNO="12", NAME="Gone Again"), "status": DELETED}
+    for rows in ([old, new, newest_deleted], [newest_deleted, new, old]):
+        [org] = desired_organizations(rows, mapping)
+        assert (org.record_no, org.payload["name"], org.deleted) == (9, "New Name", False)
+    [org] = desired_organizations([old, newest_deleted], mapping)
+    assert org.record_no == 12 and org.deleted
+
+
+def test_vanished_records_and_the_mass_deletion_guard():
+    statuses = {1: "active", 2: "inactive", 3: DELETED, 4: "active"}
+    assert vanished(statuses, present=[1, 99]) == [2, 4]  # 3 is already marked
+    assert mass_deletion(missing=10, staged=12) is None  # a few are always allowed
+    assert mass_deletion(missing=200, staged=1000) is None  # 20 %
+    reason = mass_deletion(missing=201, staged=1000)
+    assert reason and "201 of 1000" in reason and "allow_mass_deletion" in reason
 
 
 def test_custom_mapping_file():
