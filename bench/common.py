@@ -17,6 +17,14 @@ from pathlib import Path
 from typing import Any
 
 RESULTS_DIR = Path(__file__).parent / "results"
+# The Postgres server benchmarks create their scratch databases on: the tests' variable,
+# else the local server every development machine here has.
+POSTGRES_ENV = "CONNECTOR_TEST_POSTGRES_URL"
+POSTGRES_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def postgres_server() -> str:
+    return os.environ.get(POSTGRES_ENV) or POSTGRES_DEFAULT
 
 
 def peak_rss_mib() -> float:

@@ -3,9 +3,9 @@
 Measures a first load into an empty ledger, a re-load where nothing changed (the common
 case for a nightly full sync), and a re-load where one row in ten changed. Rows are
 streamed from a generator, page by page, as the vendor asset reads them from Intacct, so
-peak RSS shows what the store itself holds. SQLite always; Postgres too when
-CONNECTOR_TEST_POSTGRES_URL is set or `--postgres URL` is given (a scratch database is
-created on that server and dropped afterwards).
+peak RSS shows what the store itself holds. On SQLite and on Postgres: a scratch database
+is created on the server `--postgres URL` names (default CONNECTOR_TEST_POSTGRES_URL, else
+the local server) and dropped afterwards; `--postgres ""` leaves Postgres out.
 
 Usage: python -m bench.stage_vendors [--rows N] [--postgres URL]
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import tempfile
 import time
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.common import main, peak_rss_mib
+from bench.common import main, peak_rss_mib, postgres_server
 from connector_pipeline import settings
 from connector_pipeline.staging import StagingStore, UpsertCounts, VendorRow
 from connector_pipeline.staging.schema import intacct_vendors
@@ -33,7 +32,6 @@ from connector_pipeline.staging.scratch import scratch_postgres_database
 NAME = "stage_vendors"
 DEFAULT_ROWS = 100_000
 CHANGED_EVERY = 10
-POSTGRES_ENV = "CONNECTOR_TEST_POSTGRES_URL"
 BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -96,7 +94,7 @@ def vendor_rows(count: int, *, changed_every: int = 0) -> Iterator[VendorRow]:
 def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=f"python -m bench.{NAME}")
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS)
-    parser.add_argument("--postgres", default=os.environ.get(POSTGRES_ENV))
+    parser.add_argument("--postgres", default=postgres_server())
     return parser.parse_args()
 
 
@@ -142,7 +140,7 @@ def run() -> dict[str, Any]:
         with scratch_postgres_database(args.postgres) as url:
             results["postgres"] = measure(url, args.rows)
     else:
-        results["postgres"] = f"skipped: set {POSTGRES_ENV} or pass --postgres URL"
+        results["postgres"] = "skipped: --postgres was empty"
     results["peak_rss_mib"] = round(peak_rss_mib(), 1)
     return results
 

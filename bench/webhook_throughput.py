@@ -32,7 +32,7 @@ import httpx
 import psutil
 from sqlalchemy.engine import make_url
 
-from bench.common import main
+from bench.common import main, postgres_server
 from connector_pipeline import settings
 from connector_pipeline.servers import stop_process
 from connector_pipeline.staging import StagingStore
@@ -50,7 +50,6 @@ WARMUP = 300
 CONCURRENCY = int(os.environ.get("WEBHOOK_BENCH_CONCURRENCY", "32"))
 WORKER_COUNTS = tuple(int(w) for w in os.environ.get("WEBHOOK_BENCH_WORKERS", "1,2").split(","))
 LEDGERS = tuple(os.environ.get("WEBHOOK_BENCH_LEDGERS", "sqlite,postgres").split(","))
-POSTGRES_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -196,8 +195,7 @@ def postgres_backends(database: str | None) -> list[psutil.Process]:
 
 
 def postgres_database() -> Any:
-    server = os.environ.get("CONNECTOR_TEST_POSTGRES_URL", POSTGRES_DEFAULT)
-    return scratch_postgres_database(server, prefix="mlc_bench")
+    return scratch_postgres_database(postgres_server(), prefix="mlc_bench")
 
 
 @contextmanager
