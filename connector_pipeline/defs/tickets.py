@@ -209,7 +209,7 @@ def zendesk_ticket_events(
                 store, list(tickets.values()), "webhook", processed_inbox=done
             )
         except BaseException as exc:
-            store.release_inbox([r.id for r in batch], f"{type(exc).__name__}: {exc}")
+            store.release_inbox(batch, f"{type(exc).__name__}: {exc}")
             raise
         counts += batch_counts
         totals["staged"] += len(tickets) - len(bad)

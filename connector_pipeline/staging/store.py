@@ -797,19 +797,29 @@ class StagingStore:
                     .values(processed_at=utcnow(), error=None)
                 )
 
-    def release_inbox(self, ids: Sequence[int], error: str, conn: Connection | None = None) -> None:
-        """Give claimed rows back with the reason, so the next drain retries them."""
-        if not ids:
-            return
+    def release_inbox(
+        self, rows: Sequence[InboxRow], error: str, conn: Connection | None = None
+    ) -> int:
+        """Give claimed rows back with the reason, so the next drain retries them. Only
+        rows still under the caller's claim: one whose lease ran out and that another
+        drain claimed since stays with that drain. Returns how many were released."""
         w = webhook_inbox
+        by_token: dict[str | None, list[int]] = {}
+        for row in rows:
+            by_token.setdefault(row.claim_token, []).append(row.id)
+        released = 0
         with self._write(conn) as c:
-            c.execute(
-                update(w)
-                .where(self._in(w.c.id, list(ids)))
-                .values(
-                    claimed_at=None, lease_expires_at=None, claim_token=None, error=error[:2000]
-                )
-            )
+            for token, ids in by_token.items():
+                if token is None:
+                    continue  # never claimed: nothing to give back
+                released += c.execute(
+                    update(w)
+                    .where(self._in(w.c.id, ids), w.c.claim_token == token)
+                    .values(
+                        claimed_at=None, lease_expires_at=None, claim_token=None, error=error[:2000]
+                    )
+                ).rowcount
+        return released
 
     def inbox_stats(self) -> dict[str, int]:
         w = webhook_inbox

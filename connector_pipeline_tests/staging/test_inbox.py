@@ -116,7 +116,7 @@ def test_a_lease_belongs_to_its_claim(store: StagingStore) -> None:
 def test_release_makes_rows_claimable_with_their_error(store: StagingStore) -> None:
     ids = [store.append_inbox(_event(n)).id for n in range(3)]
     claimed = store.claim_inbox(10)
-    store.release_inbox([claimed[0].id, claimed[1].id], "Intacct GW-0010: try again later")
+    store.release_inbox(claimed[:2], "Intacct GW-0010: try again later")
     assert _errors(store) == {
         ids[0]: "Intacct GW-0010: try again later",
         ids[1]: "Intacct GW-0010: try again later",
@@ -131,9 +131,21 @@ def test_release_makes_rows_claimable_with_their_error(store: StagingStore) -> N
 
 def test_release_truncates_long_errors(store: StagingStore) -> None:
     (appended,) = [store.append_inbox(_event(1))]
-    store.claim_inbox(1)
-    store.release_inbox([appended.id or 0], "x" * 10_000)
+    store.release_inbox(store.claim_inbox(1), "x" * 10_000)
     assert len(_errors(store)[appended.id or 0] or "") == 2000
+
+
+def test_a_drain_whose_lease_ran_out_cannot_release_the_next_claim(store: StagingStore) -> None:
+    ids = [store.append_inbox(_event(n)).id for n in range(2)]
+    slow = store.claim_inbox(10, lease_seconds=LEASE_S)
+    time.sleep(LEASE_S + 0.2)
+    fast = store.claim_inbox(10, lease_seconds=60)  # the lease ran out: claimed again
+    assert [r.id for r in fast] == ids
+    # The slow drain fails and gives its rows back: they are no longer its to give.
+    assert store.release_inbox(slow, "timeout") == 0
+    assert store.claim_inbox(10) == []  # still held by the fast drain
+    assert store.release_inbox(fast, "Intacct GW-0010") == 2
+    assert [r.id for r in store.claim_inbox(10)] == ids
 
 
 def test_received_at_defaults_to_now(store: StagingStore) -> None:
