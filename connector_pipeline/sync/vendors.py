@@ -45,9 +45,6 @@ SOURCE_FIELDS: dict[str, tuple[str, ...]] = {
     obj: ("RECORDNO", id_field, *_COMMON_FIELDS) for obj, id_field in ID_FIELD.items()
 }
 
-# The status a staged record gets when a complete read of Intacct no longer returns it.
-DELETED = VENDOR_DELETED
-
 _EMAIL_DOMAIN = re.compile(r"@([A-Za-z0-9.-]+\.[A-Za-z]{2,})\s*$")
 
 
@@ -159,7 +156,7 @@ def map_vendor(vendor: Mapping[str, Any], mapping: OrganizationMapping) -> Desir
         "source_object": source_object.lower(),
     }
     active = is_active(vendor["status"])
-    deleted = vendor["status"] == DELETED
+    deleted = vendor["status"] == VENDOR_DELETED
     tags = [t for t in (render(t, record, extra) for t in mapping.tags) if t]
     status_tag = mapping.deleted_tag if deleted else "" if active else mapping.inactive_tag
     if status_tag:
@@ -212,7 +209,7 @@ def desired_organizations(
 def vanished(statuses: Mapping[int, str], present: Iterable[int]) -> list[int]:
     """Staged RECORDNOs (not yet marked deleted) that a complete read did not return."""
     seen = set(present)
-    return sorted(n for n, status in statuses.items() if status != DELETED and n not in seen)
+    return sorted(n for n, status in statuses.items() if status != VENDOR_DELETED and n not in seen)
 
 
 def mass_deletion(
