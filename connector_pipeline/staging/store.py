@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -41,6 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_random
 
 from connector_pipeline import settings
 from connector_pipeline.staging.schema import (
@@ -199,8 +201,8 @@ def create_staging_engine(url: str) -> Engine:
         # Hand transaction control to SQLAlchemy's "begin" event below.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA busy_timeout={settings.SQLITE_BUSY_TIMEOUT_MS}")
+        _use_wal(cur)
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
@@ -210,6 +212,25 @@ def create_staging_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _is_locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
+@retry(
+    retry=retry_if_exception(_is_locked),
+    wait=wait_random(0.01, 0.1),
+    stop=stop_after_delay(settings.SQLITE_BUSY_TIMEOUT_MS / 1000),
+    reraise=True,
+)
+def _use_wal(cursor: Any) -> None:
+    """Switch the database file to WAL (it stays so). Switching does not wait on the busy
+    timeout: when several processes open a new file at once, all but one are refused
+    with "database is locked" at once, and then find it already switched."""
+    (mode,) = cursor.execute("PRAGMA journal_mode").fetchone()
+    if str(mode).lower() != "wal":
+        cursor.execute("PRAGMA journal_mode=WAL")
 
 
 def _alembic_config() -> Config:

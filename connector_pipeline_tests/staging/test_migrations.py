@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,7 +30,7 @@ LEDGER_TABLES = {
     "sync_cursors",
     "quarantine",
 }
-CONCURRENT_OPENERS = 4
+CONCURRENT_OPENERS = 8
 
 
 def _tables(url: str) -> set[str]:
@@ -128,6 +130,30 @@ def test_cli_db_upgrade(ledger_url: str) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "(already current)" in result.output
+
+
+def test_opening_a_new_sqlite_file_waits_while_another_process_sets_it_up(
+    tmp_path: Path,
+) -> None:
+    # Switching a file to WAL does not wait on SQLite's busy timeout: an opener that met
+    # another process's write lock on a brand-new file failed at once with "database is
+    # locked" (seen when several processes first used one ledger together).
+    path = tmp_path / "ledger.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.5, other.rollback)
+    release.start()
+    try:
+        store = StagingStore.open(f"sqlite:///{path}")
+        try:
+            assert store.current_revision() == head_revision()
+        finally:
+            store.dispose()
+    finally:
+        release.join()
+        other.close()
+    with sqlite3.connect(path) as check:
+        assert check.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
 def test_concurrent_first_use_migrates_once(ledger_url: str, tmp_path: Path) -> None:
