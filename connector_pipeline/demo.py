@@ -142,6 +142,7 @@ def demo_command(
                         str(webhook_port),
                     ],
                     env=env,
+                    start_new_session=True,
                 )
             )
             _wait_healthy(f"http://127.0.0.1:{webhook_port}/healthz", children[-1])
@@ -162,6 +163,11 @@ def demo_command(
                     ],
                     env=env,
                     cwd=REPO_ROOT,
+                    # Children run in process groups of their own: Ctrl-C reaches this
+                    # command only, which stops dagster dev, and dagster dev its code
+                    # servers. A code server that got the terminal's SIGINT itself could
+                    # hang and outlive the demo.
+                    start_new_session=True,
                 )
             )
             click.echo(
@@ -184,4 +190,4 @@ def demo_command(
             if traffic is not None:
                 traffic.stop()
             for child in reversed(children):
-                stop_process(child, CHILD_STOP_TIMEOUT_S)
+                stop_process(child, CHILD_STOP_TIMEOUT_S, group=True)

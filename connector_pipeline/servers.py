@@ -3,6 +3,9 @@ processes. Used by the sandboxes, the demo, the tests and the benchmarks."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
 import subprocess
 import threading
@@ -56,13 +59,19 @@ def serve_in_thread(
         sock.close()
 
 
-def stop_process(proc: subprocess.Popen[Any], timeout: float = SERVER_STOP_TIMEOUT_S) -> None:
-    """terminate, a bounded wait, then kill: children here may ignore SIGTERM."""
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=timeout)
+def stop_process(
+    proc: subprocess.Popen[Any], timeout: float = SERVER_STOP_TIMEOUT_S, *, group: bool = False
+) -> None:
+    """terminate, a bounded wait, then kill: children here may ignore SIGTERM. With
+    `group` (for a process started with `start_new_session=True`), whatever is left of
+    its process group afterwards is killed too, so its own children never outlive it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
+    if group:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)

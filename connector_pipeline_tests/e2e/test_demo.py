@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from connector_pipeline_tests.support import REPO_ROOT, free_port, stop_process
@@ -102,20 +103,25 @@ def demo(tmp_path: Path) -> Iterator[tuple[Demo, subprocess.Popen[bytes]]]:
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        start_new_session=True,  # dagster dev, its daemon and the runs share the group
+        start_new_session=True,  # as in a terminal: Ctrl-C goes to this group
     )
     try:
         yield Demo(f"http://127.0.0.1:{ports['ui']}", f"http://127.0.0.1:{ports['intacct']}"), proc
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        stop_process(proc)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # anything the children left behind
+        # The demo's children run in groups of their own; note them while they are still
+        # its children, so nothing is left behind even if the demo fails to stop them.
+        family = descendants(proc)
+        stop_process(proc, timeout=30)
+        for leftover in psutil.wait_procs(family, timeout=10)[1]:
+            with contextlib.suppress(psutil.Error):
+                leftover.kill()
+
+
+def descendants(proc: subprocess.Popen[bytes]) -> list[psutil.Process]:
+    try:
+        return list(psutil.Process(proc.pid).children(recursive=True))
+    except psutil.Error:
+        return []
 
 
 def test_demo_serves_the_ui_runs_jobs_backfills_and_the_sensor(
@@ -221,3 +227,12 @@ def test_demo_serves_the_ui_runs_jobs_backfills_and_the_sensor(
         RUN_TIMEOUT_S,
         proc,
     )
+
+    # Ctrl-C, as in a terminal: the demo stops everything it started, down to dagster's
+    # code servers, and exits cleanly.
+    family = descendants(proc)
+    assert len(family) >= 5  # receiver, dagster dev, webserver, daemon, code server(s)
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=60) == 0
+    alive = psutil.wait_procs(family, timeout=30)[1]
+    assert not alive, [" ".join(p.cmdline()[:4]) for p in alive]
