@@ -283,6 +283,56 @@ def changed_organizations(
     return out
 
 
+def drifted_fields(org: DesiredOrganization, actual: Mapping[str, Any]) -> list[str]:
+    """The fields in which the organization Zendesk holds differs from what the ledger
+    says was written (someone edited it in Zendesk). The name may also be the collision
+    form "NAME (VENDORID)" the connector itself writes when a name is taken."""
+    payload = org.payload
+    out = []
+    names = {payload["name"], collision_name(payload["name"], org.vendor_id)}
+    if " ".join(str(actual.get("name") or "").split()) not in {" ".join(n.split()) for n in names}:
+        out.append("name")
+    for key in ("details", "notes"):
+        if str(actual.get(key) or "").strip() != str(payload[key] or "").strip():
+            out.append(key)
+    for key in ("tags", "domain_names"):
+        if {str(v).lower() for v in actual.get(key) or ()} != {v.lower() for v in payload[key]}:
+            out.append(key)
+    fields = actual.get("organization_fields") or {}
+    if any(
+        str(fields.get(k) or "") != str(v or "") for k, v in payload["organization_fields"].items()
+    ):
+        out.append("organization_fields")
+    return out
+
+
+def reconcile_links(
+    desired: Iterable[DesiredOrganization],
+    links: Mapping[str, Mapping[str, Any]],
+    in_zendesk: Mapping[int, Mapping[str, Any]],
+) -> tuple[dict[str, dict[str, Any]], dict[str, list[str]]]:
+    """For a full reconciliation: the links with what Zendesk really holds taken into
+    account, so only what differs is written again. A linked organization edited in
+    Zendesk loses its written hash (it is updated); one gone from Zendesk loses its id
+    (it is looked up, or created, again). Returns the links and, by external id, the
+    fields that had drifted (["missing"] for a vanished organization)."""
+    out = {key: dict(link) for key, link in links.items()}
+    drift: dict[str, list[str]] = {}
+    for org in desired:
+        key = org.external_id.lower()
+        link = out.get(key)
+        if link is None or link.get("organization_id") is None:
+            continue
+        actual = in_zendesk.get(int(link["organization_id"]))
+        if actual is None:
+            link["organization_id"] = None
+            drift[org.external_id] = ["missing"]
+        elif fields := drifted_fields(org, actual):
+            link["written_hash"] = None
+            drift[org.external_id] = fields
+    return out, drift
+
+
 def needs_lookup(
     changed: Iterable[DesiredOrganization], links: Mapping[str, Mapping[str, Any]]
 ) -> list[str]:

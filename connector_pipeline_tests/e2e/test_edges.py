@@ -173,3 +173,29 @@ def test_a_mass_disappearance_is_withheld_until_confirmed(sqlite_url: str) -> No
         assert metadata(result, "intacct_vendors")["deleted"] == 30
         assert metadata(result, "zendesk_organizations")["updated"] == 30
         assert p.store.quarantine_list(QUARANTINE_SOURCE) == []
+
+
+def test_full_refresh_rewrites_only_organizations_edited_in_zendesk(sqlite_url: str) -> None:
+    with pipeline(sqlite_url) as p:
+        seed_vendors(p.sandboxes, vendors=150)
+        p.materialize([intacct_vendors, zendesk_organizations])
+        full = {"zendesk_organizations": {"full_refresh": True}}
+        result = p.materialize([zendesk_organizations], config=full)
+        meta = metadata(result, "zendesk_organizations")
+        assert (meta["updated"], meta["drifted"], meta["created"]) == (0, 0, 0)
+        assert meta["api_calls"] == 2  # 150 linked organizations read, 100 per call
+
+        # Support agents edit two organizations by hand and delete a third.
+        orgs = sorted((o for o in p.organizations() if o.get("external_id")), key=lambda o: o["id"])
+        zendesk = p.sandboxes.zendesk_app.state.sandbox.state
+        zendesk.update_organization(orgs[0]["id"], {"notes": "edited by hand"})
+        zendesk.update_organization(orgs[1]["id"], {"tags": ["someone-elses-tag"]})
+        zendesk.delete_organization(orgs[2]["id"])
+        result = p.materialize([zendesk_organizations], config=full)
+        meta = metadata(result, "zendesk_organizations")
+        assert (meta["drifted"], meta["updated"], meta["created"]) == (3, 2, 1)
+        restored = {o["external_id"]: o for o in p.organizations() if o.get("external_id")}
+        assert restored[orgs[0]["external_id"]]["notes"] == orgs[0]["notes"]
+        assert set(restored[orgs[1]["external_id"]]["tags"]) == set(orgs[1]["tags"])
+        assert orgs[2]["external_id"] in restored
+        assert len(restored) == 150

@@ -13,11 +13,13 @@ from connector_pipeline.sync.vendors import (
     changed_organizations,
     desired_organizations,
     disambiguate_names,
+    drifted_fields,
     map_vendor,
     mass_deletion,
     needs_lookup,
     parse_source_objects,
     plan_organizations,
+    reconcile_links,
     stage_row,
     vanished,
 )
@@ -138,6 +140,55 @@ def test_vanished_records_and_the_mass_deletion_guard():
     assert mass_deletion(missing=200, staged=1000) is None  # 20 %
     reason = mass_deletion(missing=201, staged=1000)
     assert reason and "201 of 1000" in reason and "allow_mass_deletion" in reason
+
+
+def as_zendesk_returns(org, **over):
+    """The organization as Zendesk would return it after it was written."""
+    payload = org.payload
+    return {
+        "id": 901,
+        "external_id": payload["external_id"],
+        "name": payload["name"],
+        "details": payload["details"] or None,
+        "notes": payload["notes"] or None,
+        "tags": list(reversed(payload["tags"])),
+        "domain_names": payload["domain_names"],
+        "organization_fields": dict(payload["organization_fields"]),
+        "updated_at": "2026-11-01T00:00:00Z",
+        **over,
+    }
+
+
+def test_drift_is_what_someone_changed_in_zendesk(mapping):
+    org = map_vendor(staged(), mapping)
+    assert drifted_fields(org, as_zendesk_returns(org)) == []
+    # The collision form the connector writes itself is not drift.
+    assert drifted_fields(org, as_zendesk_returns(org, name="Acme Supplies (V00017)")) == []
+    edited = as_zendesk_returns(org, name="ACME!", tags=["vip"], notes="call Bob")
+    assert drifted_fields(org, edited) == ["name", "notes", "tags"]
+
+
+def test_reconcile_links_rewrites_only_drifted_and_missing(mapping):
+    same, edited, gone, unlinked = (
+        map_vendor(staged(RECORDNO=str(n), VENDORID=f"V{n}"), mapping) for n in (1, 2, 3, 4)
+    )
+    links = {
+        o.external_id.lower(): {"organization_id": 900 + i, "written_hash": o.hash}
+        for i, o in enumerate((same, edited, gone), start=1)
+    }
+    in_zendesk = {
+        901: as_zendesk_returns(same, id=901),
+        902: as_zendesk_returns(edited, id=902, details="moved"),
+    }
+    fresh, drift = reconcile_links([same, edited, gone, unlinked], links, in_zendesk)
+    assert drift == {"V2": ["details"], "V3": ["missing"]}
+    assert fresh["v1"] == links["v1"]
+    assert fresh["v2"]["written_hash"] is None and fresh["v2"]["organization_id"] == 902
+    assert fresh["v3"]["organization_id"] is None
+    assert links["v2"]["written_hash"] == edited.hash  # the input is left alone
+    plan = plan_organizations([same, edited, gone, unlinked], fresh, existing={})
+    assert [p["external_id"] for p in plan.update] == ["V2"]
+    assert sorted(p["external_id"] for p in plan.create) == ["V3", "V4"]
 
 
 def test_custom_mapping_file():
