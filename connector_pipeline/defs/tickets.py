@@ -248,9 +248,9 @@ def intacct_ticket_records(
     tickets = store.tickets_to_load(full=config.full_refresh)
     links = store.ticket_links([t["ticket_id"] for t in tickets]) if tickets else {}
     vendors = {org: VendorRef(*ref) for org, ref in store.vendors_by_organization().items()}
+    # full_refresh re-plans every staged ticket (after a mapping change, say); those whose
+    # record would come out the same as written are still left alone, and counted.
     plan = plan_ticket_records(tickets, links, vendors, mapping)
-    if config.full_refresh:
-        plan.unchanged = 0
 
     with rate_limits_as_retries():
         # Decision 4: before creating, find records a crashed run may already have written.

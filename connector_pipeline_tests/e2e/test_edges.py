@@ -199,3 +199,19 @@ def test_full_refresh_rewrites_only_organizations_edited_in_zendesk(sqlite_url: 
         assert set(restored[orgs[1]["external_id"]]["tags"]) == set(orgs[1]["tags"])
         assert orgs[2]["external_id"] in restored
         assert len(restored) == 150
+
+
+def test_full_refresh_of_ticket_records_rewrites_nothing_unchanged(sqlite_url: str) -> None:
+    with pipeline(sqlite_url) as p:
+        seed_vendors(p.sandboxes, vendors=20)
+        p.materialize([intacct_vendors, zendesk_organizations])
+        seed_tickets(p.sandboxes, tickets=60, days=5)
+        result = p.materialize([zendesk_tickets, intacct_ticket_records], tags=ticket_range_tags())
+        written = metadata(result, "intacct_ticket_records")["created"]
+        assert written > 0
+        result = p.materialize(
+            [intacct_ticket_records], config={"intacct_ticket_records": {"full_refresh": True}}
+        )
+        meta = metadata(result, "intacct_ticket_records")
+        assert (meta["created"], meta["updated"], meta["unchanged"]) == (0, 0, written)
+        assert meta["api_calls"] == 0
