@@ -5,7 +5,9 @@ at a time): API calls and wall time of
 - a full sync of 2,000 vendors into organizations,
 - a full load of 5,000 tickets over 30 days into Intacct records,
 - an incremental run after 20 vendors and 50 tickets changed,
-- a run where nothing changed.
+- a run where nothing changed,
+- the nightly full reconciliation (every vendor re-read, organizations compared with
+  Zendesk, every ticket record re-planned) when nothing drifted.
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ def _run(
         out[event.asset_key.path[-1]] = meta
     out["api_calls"] = sum(m.get("api_calls", 0) for k, m in out.items() if isinstance(m, dict))
     return out
+
+
+def _names(assets: list[Any]) -> list[str]:
+    return [a.key.path[-1] for a in assets]
 
 
 def run() -> dict[str, Any]:
@@ -91,6 +97,15 @@ def run() -> dict[str, Any]:
             unchanged_tickets = _run(
                 ticket_assets, resources, instance, partition_key=today.isoformat()
             )
+            full = {"config": {"full_refresh": True}}
+            reconciliation = _run(
+                [*vendor_assets, intacct_ticket_records],
+                resources,
+                instance,
+                run_config={
+                    "ops": dict.fromkeys(_names([*vendor_assets, intacct_ticket_records]), full)
+                },
+            )
             with sandboxes.intacct() as i:
                 intacct_stats = i.get("/_sandbox/stats").json()
             with sandboxes.zendesk() as z:
@@ -104,6 +119,7 @@ def run() -> dict[str, Any]:
         "incremental_50_tickets": incremental_tickets,
         "no_change_vendor_sync": unchanged_vendors,
         "no_change_ticket_poll": unchanged_tickets,
+        "full_reconciliation_no_drift": reconciliation,
         "intacct_requests_total": intacct_stats.get("requests"),
         "zendesk_requests_total": zendesk_stats.get("requests_total"),
         "zendesk_rate_limited": zendesk_stats.get("rate_limited"),
