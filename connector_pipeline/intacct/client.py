@@ -91,6 +91,17 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _after_key(key: tuple[str, ...], values: tuple[Any, ...]) -> Filter:
+    """Records whose `key` fields sort strictly after `values`: (A, B) > (a, b) is
+    A > a, or A = a and B > b."""
+    first, *rest = key
+    if not rest:
+        return gt(first, values[0])
+    return or_(
+        gt(first, values[0]), and_(eq(first, values[0]), _after_key(tuple(rest), values[1:]))
+    )
+
+
 def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -551,53 +562,44 @@ class IntacctClient:
             if required not in wanted:
                 wanted.append(required)
         if after is None:
-            yield from self._iter_unstamped(object_name, wanted, page_size)
-        cursor = after
-        while True:
-            keyset: Filter | None = None
-            if cursor is not None:
-                when, recordno = cursor
-                keyset = or_(
-                    gt("WHENMODIFIED", when),
-                    and_(eq("WHENMODIFIED", when), gt("RECORDNO", recordno)),
-                )
-            # Empty WHENMODIFIED values would sort first and never move the cursor.
-            keyset = keyset or is_not_null("WHENMODIFIED")
-            bound = lt("WHENMODIFIED", until) if until is not None else None
-            page = self.query(
-                object_name,
-                wanted,
-                filter=and_(keyset, bound),
-                orderby=[("WHENMODIFIED", True), ("RECORDNO", True)],
-                page_size=page_size,
+            yield from self._keyset_pages(
+                object_name, wanted, ("RECORDNO",), is_null("WHENMODIFIED"), page_size
             )
-            records = [r for r in page.records if r.get("WHENMODIFIED") is not None]
-            if records:
-                yield records
-                last = records[-1]
-                cursor = (last["WHENMODIFIED"], int(last["RECORDNO"]))
-            if not page.records or page.num_remaining == 0 or len(page.records) < page_size:
-                return
+        bound = lt("WHENMODIFIED", until) if until is not None else None
+        yield from self._keyset_pages(
+            object_name,
+            wanted,
+            ("WHENMODIFIED", "RECORDNO"),
+            # Empty WHENMODIFIED values would sort first and never move the cursor.
+            and_(is_not_null("WHENMODIFIED"), bound),
+            page_size,
+            after,
+        )
 
-    def _iter_unstamped(
-        self, object_name: str, fields: list[str], page_size: int
+    def _keyset_pages(
+        self,
+        object_name: str,
+        fields: list[str],
+        key: tuple[str, ...],
+        where: Filter,
+        page_size: int,
+        after: tuple[Any, ...] | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
-        """Pages of the records with an empty WHENMODIFIED, on a RECORDNO keyset."""
-        last: int | None = None
+        """Pages of the records matching `where`, ordered by the `key` fields and strictly
+        after the key values `after`; each page starts from the last record seen."""
         while True:
-            after_last = gt("RECORDNO", last) if last is not None else None
+            keyset = _after_key(key, after) if after is not None else None
             page = self.query(
                 object_name,
                 fields,
-                filter=and_(is_null("WHENMODIFIED"), after_last),
-                orderby=[("RECORDNO", True)],
+                filter=and_(where, keyset),
+                orderby=[(name, True) for name in key],
                 page_size=page_size,
             )
-            records = [r for r in page.records if r.get("WHENMODIFIED") is None]
+            records = [r for r in page.records if all(r.get(name) is not None for name in key)]
             if records:
                 yield records
-            if page.records:
-                last = int(page.records[-1]["RECORDNO"])
+                after = tuple(records[-1][name] for name in key)
             if not page.records or page.num_remaining == 0 or len(page.records) < page_size:
                 return
 
