@@ -13,6 +13,7 @@ from connector_pipeline.staging.store import (
     VendorLinkRow,
     VendorRow,
     utcnow,
+    vendor_rank,
 )
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "VendorLinkRow",
     "VendorRow",
     "utcnow",
+    "vendor_rank",
 ]

@@ -112,6 +112,13 @@ class TicketLinkRow(TypedDict, total=False):
 VENDOR_DELETED = "deleted"
 
 
+def vendor_rank(status: str, record_no: int) -> tuple[bool, int]:
+    """Which of several staged records with one VENDORID (deleted in Intacct, then used
+    again) stands for it: the highest rank, i.e. a record still in Intacct, then the
+    newest."""
+    return status != VENDOR_DELETED, record_no
+
+
 @dataclass(frozen=True)
 class UpsertCounts:
     """What an upsert did: rows never seen, rows whose content changed, rows unchanged,
@@ -608,8 +615,8 @@ class StagingStore:
         self, conn: Connection | None = None
     ) -> dict[int, tuple[str, str, int, bool]]:
         """organization id -> (source_object, vendor_id, RECORDNO, deleted) for every linked
-        organization whose Intacct record is staged. When a VENDORID was deleted and used
-        again, the record still in Intacct wins, then the newest."""
+        organization whose Intacct record is staged (the best `vendor_rank` when a
+        VENDORID has several)."""
         v, link = intacct_vendors, vendor_org_links
         query = (
             select(
@@ -622,9 +629,7 @@ class StagingStore:
             .where(link.c.organization_id.is_not(None))
         )
         with self._read(conn) as c:
-            rows = sorted(
-                c.execute(query), key=lambda r: (r.status != VENDOR_DELETED, int(r.record_no))
-            )
+            rows = sorted(c.execute(query), key=lambda r: vendor_rank(r.status, int(r.record_no)))
         # The preferred row comes last and overwrites the others.
         return {
             int(r.organization_id): (

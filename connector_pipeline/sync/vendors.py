@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from connector_pipeline import settings
-from connector_pipeline.staging import VENDOR_DELETED, VendorRow
+from connector_pipeline.staging import VENDOR_DELETED, VendorRow, vendor_rank
 from connector_pipeline.sync.hashing import content_hash, json_safe
 from connector_pipeline.sync.templates import field_value, render
 
@@ -193,17 +193,19 @@ def map_vendor(vendor: Mapping[str, Any], mapping: OrganizationMapping) -> Desir
 def desired_organizations(
     vendors: Iterable[Mapping[str, Any]], mapping: OrganizationMapping
 ) -> list[DesiredOrganization]:
-    """One organization per external id. A VENDORID that was deleted in Intacct and then
-    used again by a new record has two staged rows; the record still in Intacct wins, and
-    among equals the newer (higher RECORDNO)."""
-    chosen: dict[str, DesiredOrganization] = {}
+    """One organization per external id, mapped from the staged record that stands for it
+    (`vendor_rank`: a VENDORID deleted and used again has two)."""
+    chosen: dict[str, Mapping[str, Any]] = {}
     for vendor in vendors:
-        org = map_vendor(vendor, mapping)
-        key = org.external_id.lower()
+        key = mapping.external_id(vendor["vendor_id"]).lower()
         held = chosen.get(key)
-        if held is None or (not org.deleted, org.record_no) > (not held.deleted, held.record_no):
-            chosen[key] = org
-    return list(chosen.values())
+        if held is None or _rank(vendor) > _rank(held):
+            chosen[key] = vendor
+    return [map_vendor(v, mapping) for v in chosen.values()]
+
+
+def _rank(vendor: Mapping[str, Any]) -> tuple[bool, int]:
+    return vendor_rank(vendor["status"], int(vendor["record_no"]))
 
 
 def vanished(statuses: Mapping[int, str], present: Iterable[int]) -> list[int]:
