@@ -38,6 +38,7 @@ from connector_pipeline.sync.vendors import (
     needs_lookup,
     plan_organizations,
     reconcile_links,
+    record_no_of,
     stage_row,
     vanished,
 )
@@ -106,7 +107,7 @@ def intacct_vendors(
                 source_object, SOURCE_FIELDS[source_object], after
             ):
                 if present is not None:
-                    present.update(n for r in page if (n := _record_no(r)) is not None)
+                    present.update(n for r in page if (n := record_no_of(r)) is not None)
                 rows, bad = [], []
                 for record in page:
                     try:
@@ -178,13 +179,6 @@ def intacct_vendors(
             markdown_table(preview, ["object", "id", "name", "status"])
         )
     return dg.MaterializeResult(metadata=metadata)
-
-
-def _record_no(record: dict[str, Any]) -> int | None:
-    try:
-        return int(str(record.get("RECORDNO")).strip())
-    except ValueError:
-        return None
 
 
 def _mark_vanished(

@@ -61,14 +61,22 @@ def parse_source_objects(value: str) -> tuple[str, ...]:
     return objects
 
 
+def record_no_of(record: Mapping[str, Any]) -> int | None:
+    """The record's RECORDNO as a number, or None when it has none."""
+    try:
+        return int(str(record.get("RECORDNO")).strip())
+    except ValueError:
+        return None
+
+
 def stage_row(source_object: str, record: Mapping[str, Any]) -> VendorRow:
     """Validate an Intacct record and turn it into a ledger row."""
     id_field = ID_FIELD[source_object]
-    record_no = record.get("RECORDNO")
-    try:
-        record_no = int(str(record_no).strip())
-    except (TypeError, ValueError):
-        raise InvalidSourceRecord(f"RECORDNO is missing or not a number: {record_no!r}") from None
+    record_no = record_no_of(record)
+    if record_no is None:
+        raise InvalidSourceRecord(
+            f"RECORDNO is missing or not a number: {record.get('RECORDNO')!r}"
+        )
     vendor_id = str(record.get(id_field) or "").strip()
     if not vendor_id:
         raise InvalidSourceRecord(f"{id_field} is empty")
