@@ -240,3 +240,6 @@ INTACCT_HINT_SENSOR_INTERVAL_S = 2
 # Run tags saying why a run was launched (filter the runs list by them).
 RUN_TAG_TRIGGER = "ml-connector/trigger"
 RUN_TAG_HINTS = "ml-connector/intacct-deliveries"
+# The sandbox's application credentials for its outbound webhooks (not secrets: sandbox only).
+INTACCT_SANDBOX_TRIGGER_CLIENT_ID = "ml-connector-sandbox.app.sage.com"
+INTACCT_SANDBOX_TRIGGER_CLIENT_SECRET = "sandbox-intacct-app-client-secret-0123456789"
