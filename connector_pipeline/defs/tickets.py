@@ -21,7 +21,8 @@ from connector_pipeline.defs.resources import (
     ZendeskResource,
 )
 from connector_pipeline.defs.vendors import zendesk_organizations
-from connector_pipeline.staging import StagingStore, TicketLinkRow, TicketRow, UpsertCounts, utcnow
+from connector_pipeline.domain import TicketRow
+from connector_pipeline.staging import StagingStore, TicketLinkRow, UpsertCounts, utcnow
 from connector_pipeline.sync.hashing import content_hash
 from connector_pipeline.sync.tickets import (
     InvalidTicket,

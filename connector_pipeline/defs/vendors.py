@@ -20,8 +20,8 @@ from connector_pipeline.defs.resources import (
     StagingResource,
     ZendeskResource,
 )
+from connector_pipeline.domain import DELETED
 from connector_pipeline.staging import (
-    VENDOR_DELETED,
     StagingStore,
     UpsertCounts,
     VendorLinkRow,
@@ -196,7 +196,7 @@ def _mark_vanished(
     key = f"deletions:{source_object}"
     if config.dry_run:
         return len(missing), 0
-    live = sum(1 for status in statuses.values() if status != VENDOR_DELETED)
+    live = sum(1 for status in statuses.values() if status != DELETED)
     reason = None if config.allow_mass_deletion else mass_deletion(len(missing), live)
     if reason is not None:
         context.log.error("%s: %s", source_object, reason)

@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-TERMINAL_STATUSES = frozenset({"completed", "failed", "killed"})
 PENDING_STATUSES = frozenset({"queued", "working"})
 _SUCCESS_STATUSES = frozenset({"created", "updated", "deleted", "unchanged"})
 _DUPLICATE_NAME = re.compile(r"\bname\b.*\b(already been taken|duplicate)", re.IGNORECASE)
