@@ -21,6 +21,7 @@ from connector_pipeline.defs.resources import (
     ZendeskResource,
 )
 from connector_pipeline.domain import DELETED
+from connector_pipeline.outcome import FailureKind
 from connector_pipeline.staging import (
     StagingStore,
     UpsertCounts,
@@ -354,7 +355,7 @@ def _write_organizations(client: Any, plan: Any) -> tuple[Outcome, set[str]]:
         for payload, result in zip(payloads, results, strict=True):
             if result.ok:
                 outcome[payload["external_id"]] = (result.id or payload.get("id"), None)
-            elif result.duplicate_name:
+            elif result.kind is FailureKind.DUPLICATE_NAME:
                 vendor_id = plan.desired[payload["external_id"].lower()].vendor_id
                 renamed = collision_name(
                     plan.desired[payload["external_id"].lower()].payload["name"], vendor_id
