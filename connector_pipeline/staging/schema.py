@@ -87,6 +87,11 @@ ticket_record_links = Table(
     Column("record_id", String(64), nullable=True),
     Column("vendor_id", String(128), nullable=True),
     Column("written_hash", String(64), nullable=True),
+    # The content hash of the staged ticket row the last successful write carried. What
+    # must be written next is decided by comparing it with the row staged now, never by
+    # comparing the clocks of different runs (a run that stages a newer version while
+    # another is still writing the older one would otherwise be skipped).
+    Column("staged_hash", String(64), nullable=True),
     Column("written_at", UTCDateTime, nullable=True),
     Column("last_error", Text, nullable=True),
 )
