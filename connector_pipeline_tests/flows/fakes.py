@@ -52,8 +52,8 @@ class FakeIntacct(_Calls):
 
     `lose_answers`: the next N create/update calls are carried out and their answer is
     lost (IntacctWriteOutcomeUnknown); `drop_creates`: the next N creates are lost on the
-    way, never carried out, and their answer is just as unknown. A record whose subject is "REJECT" is refused as
-    invalid; an update of an unknown key is refused as not found.
+    way, never carried out, and their answer is just as unknown. A record whose subject
+    is "REJECT" is refused as invalid; an update of an unknown key as not found.
     """
 
     def __init__(self, page_size: int = 2) -> None:
