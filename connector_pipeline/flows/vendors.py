@@ -12,7 +12,8 @@ from typing import Any
 from connector_pipeline import settings
 from connector_pipeline.domain import DELETED, VendorRow
 from connector_pipeline.flows.ports import Log, VendorSource
-from connector_pipeline.staging import StagingStore, UpsertCounts
+from connector_pipeline.staging import StagingStore, UpsertCounts, utcnow
+from connector_pipeline.staging.hints import HINT_READ_STARTED_CURSOR, IntacctHints
 from connector_pipeline.sync.vendors import (
     SOURCE_FIELDS,
     InvalidSourceRecord,
@@ -64,6 +65,8 @@ class VendorReadOptions:
 @dataclass
 class VendorReadResult:
     fetched: int = 0
+    # Intacct webhook deliveries (hints) that this read covers: received before it began.
+    intacct_deliveries_covered: int = 0
     counts: UpsertCounts = field(default_factory=UpsertCounts)
     inactive: int = 0
     invalid: int = 0
@@ -78,6 +81,7 @@ class VendorReadResult:
     def metadata(self) -> dict[str, Any]:
         return {
             "fetched": self.fetched,
+            "intacct_deliveries_covered": self.intacct_deliveries_covered,
             "new": self.counts.new,
             "changed": self.counts.changed,
             "unchanged": self.counts.unchanged,
@@ -130,8 +134,14 @@ class VendorRead:
     def run(self) -> VendorReadResult:
         start = self.intacct.http_calls
         result = VendorReadResult(dry_run=self.options.dry_run)
+        read_started = utcnow()
+        if not self.options.dry_run:
+            self.store.set_cursor(HINT_READ_STARTED_CURSOR, read_started.isoformat())
         for source_object in self.objects:
             self._read_object(source_object, result)
+        if not self.options.dry_run:
+            hints = IntacctHints(self.store)
+            result.intacct_deliveries_covered = hints.consume_before(read_started)
         result.api_calls = self.intacct.http_calls - start
         return result
 
