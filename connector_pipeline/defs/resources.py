@@ -170,8 +170,8 @@ def _resources(setting: Setting, **zendesk_options: Any) -> dict[str, Any]:
             **zendesk_options,
         ),
         "connector": ConnectorResource(
-            mapping_file=os.environ.get(settings.ENV_MAPPING_FILE, ""),
-            source_objects=os.environ.get(
+            mapping_file=setting(settings.ENV_MAPPING_FILE, ""),
+            source_objects=setting(
                 settings.ENV_INTACCT_SOURCE_OBJECTS, settings.DEFAULT_SOURCE_OBJECTS
             ),
         ),
