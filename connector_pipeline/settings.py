@@ -83,6 +83,10 @@ INTACCT_WRITE_ROUNDS = 5
 # calls) and whenever a write fails, so an unknown answer keeps every confirmed write
 # before it; a SIGKILL can lose at most one slice's links (found again by ticket id).
 INTACCT_RECORD_SLICE = 10 * INTACCT_MAX_RECORDS_PER_WRITE
+# The ticket-record load reads, plans and writes staged tickets this many at a time
+# (keyset by ticket id): memory follows a page, not the backlog, and one `query` with
+# `in` (<= INTACCT_MAX_IN_VALUES) looks up a whole page's existing records.
+INTACCT_TICKET_LOAD_PAGE = INTACCT_MAX_IN_VALUES
 # Platform custom object holding Zendesk tickets. RVENDOR carries the related VENDOR's
 # RECORDNO (UNCONFIRMED in the reference: see connector_pipeline/sandbox/intacct_data.py).
 INTACCT_TICKET_OBJECT = "zendesk_ticket"
