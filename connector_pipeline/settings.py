@@ -133,6 +133,13 @@ ZENDESK_JOB_POLL_FACTOR = 1.5
 ZENDESK_JOB_TIMEOUT_S = 1800.0
 ZENDESK_PAGE_SIZE = 100
 ZENDESK_EXPORT_PER_PAGE = 1000
+# Incremental exports leave out what changed in the minute before the request [DOC S7];
+# with a margin for the difference between our clock and Zendesk's, an export started
+# within this many seconds of our own creates may not show them yet.
+ZENDESK_EXPORT_BLIND_S = 60.0 + 60.0
+# Up to this many show_many calls the organization lookup never prices the export (which
+# costs a count call and at least one page).
+ZENDESK_LOOKUP_EXPORT_MIN_CALLS = 2
 ZENDESK_INCREMENTAL_LIMIT_PER_MINUTE = 10
 ZENDESK_RATE_WINDOW_S = 60.0
 ZENDESK_PLAN_LIMITS = {

@@ -10,6 +10,7 @@ is guarded by one lock: FastAPI runs sync handlers in a thread pool.
 from __future__ import annotations
 
 import base64
+import calendar
 import random
 import threading
 import time
@@ -130,6 +131,10 @@ class ZendeskSandboxConfig:
 
 def iso(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def _epoch(stamp: str) -> int:
+    return calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
 
 
 def encode_cursor(position: float, ticket_id: int) -> str:
@@ -386,6 +391,36 @@ class SandboxState:
         with self.lock:
             self.advance_jobs()
             return [dict(self.organizations[k]) for k in sorted(self.organizations)]
+
+    def export_organizations(self, *, start_time: int, per_page: int) -> dict[str, Any]:
+        """Time-based incremental organization export (Zendesk has no cursor variant for
+        organizations), by `updated_at` in whole seconds: like the time-based ticket export,
+        a page ends on a complete second (so it can hold more than `per_page`), the newest
+        `export_lag_s` are left out, and `end_time` is the last second + 1. Deleted
+        organizations are gone from this sandbox, so the export never shows them."""
+        with self.lock:
+            self.advance_jobs()
+            cutoff = self.clock() - self.config.export_lag_s
+            ordered = sorted(
+                (stamp, org_id)
+                for org_id, org in self.organizations.items()
+                if start_time <= (stamp := _epoch(org["updated_at"])) < cutoff
+            )
+            page = ordered[:per_page]
+            if page:
+                last_stamp = page[-1][0]
+                page = [entry for entry in ordered if entry[0] <= last_stamp]
+                end_time = last_stamp + 1
+            else:
+                end_time = start_time
+            return {
+                "organizations": [dict(self.organizations[org_id]) for _, org_id in page],
+                "count": len(page),
+                "end_of_stream": len(page) == len(ordered),
+                "next_page": self.url("incremental/organizations")
+                + f"?per_page={per_page}&start_time={end_time}",
+                "end_time": end_time,
+            }
 
     # --- bulk jobs ---
 

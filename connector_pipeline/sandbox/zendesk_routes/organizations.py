@@ -29,12 +29,21 @@ def router(sandbox: ZendeskSandbox) -> APIRouter:
     def list_organizations(request: Request) -> dict[str, Any]:
         return cursor_page(state.organization_list(), request, "organizations", "organizations")
 
+    @router.get("/incremental/organizations")
+    def export_organizations(start_time: int, per_page: int = 1000) -> dict[str, Any]:
+        per_page = min(max(per_page, 1), settings.ZENDESK_EXPORT_PER_PAGE)
+        return state.export_organizations(start_time=start_time, per_page=per_page)
+
     @router.post("/organizations", status_code=201)
     async def create_organization(request: Request) -> JSONResponse:
         body = await read_body(request)
         org = state.create_organization(body.get("organization") or {})
         location = f"{request.base_url}api/v2/organizations/{org['id']}.json"
         return JSONResponse({"organization": org}, status_code=201, headers={"Location": location})
+
+    @router.get("/organizations/count")
+    def count_organizations() -> dict[str, Any]:
+        return {"count": {"value": len(state.organization_list()), "refreshed_at": None}}
 
     @router.get("/organizations/show_many")
     def show_many_organizations(ids: str | None = None, external_ids: str | None = None) -> dict:
