@@ -236,6 +236,9 @@ CURSOR_STALE_AFTER_S = 6 * 3600
 QUARANTINE_WARN_THRESHOLD = 0
 # Rows shown in the markdown preview of a run's changes.
 PREVIEW_ROWS = 25
+# Run tag under which the organization checks compare the ledger with every organization
+# Zendesk holds (the nightly reconciliation sets it); elsewhere they check the ledger only.
+ZENDESK_COMPARISON_TAG = "ml-connector/compare-with-zendesk"
 
 # ---------------------------------------------------------------- Intacct outbound webhooks
 # Platform Trigger deliveries (Intacct 2025 R2) are hints: each only wakes the incremental

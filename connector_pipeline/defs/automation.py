@@ -41,6 +41,8 @@ full_reconciliation_job = dg.define_asset_job(
             for name in ("intacct_vendors", "zendesk_organizations", "intacct_ticket_records")
         }
     },
+    # The organization checks compare with every organization in Zendesk only here.
+    tags={settings.ZENDESK_COMPARISON_TAG: "true"},
 )
 
 
