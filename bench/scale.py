@@ -80,9 +80,9 @@ class Cli:
 
     def run(self, *args: str) -> dict[str, Any]:
         before = self.calls()
+        dagster = str(Path(sys.executable).parent / "dagster")
         proc = subprocess.run(
-            [sys.executable, "-m", "bench.measure", str(Path(sys.executable).parent / "dagster")]
-            + list(args),
+            [sys.executable, "-m", "bench.measure", dagster, *args],
             cwd=REPO,
             env=self.env,
             capture_output=True,
