@@ -14,6 +14,7 @@ from connector_pipeline.sync.vendors import (
     desired_organizations,
     disambiguate_names,
     drifted_fields,
+    lookup_by_export,
     map_vendor,
     mass_deletion,
     needs_lookup,
@@ -244,3 +245,19 @@ def test_plan_skips_unchanged_updates_linked_and_looks_up_the_rest(mapping):
     assert plan.unchanged == 1
     assert [p["external_id"] for p in plan.create] == ["V3"]
     assert sorted((p["external_id"], p["id"]) for p in plan.update) == [("V2", 102), ("V4", 104)]
+
+
+@pytest.mark.parametrize(
+    ("candidates", "organizations", "export"),
+    [
+        (10_000, 3_000, True),  # first sync: 3 export pages against 100 show_many calls
+        (10_000, 150_000, False),  # a huge account: 150 pages against 100 calls
+        (250, 0, True),  # an empty account: one page against 3 calls
+        (100, 0, False),  # one show_many call is never beaten
+        (300, 2_500, False),  # 3 pages against 3 calls: show_many, no export budget spent
+    ],
+)
+def test_lookup_by_export_picks_the_cheaper_lookup(
+    candidates: int, organizations: int, export: bool
+) -> None:
+    assert lookup_by_export(candidates, organizations) is export
