@@ -8,6 +8,8 @@ as a user runs it, API calls counted by the sandboxes (`/_sandbox/stats`):
   over the partition range (one run), then of intacct_ticket_records: calls next to
   ceil(T / 1,000) export pages and ceil(T / 100) Intacct writes, wall time next to the
   10-per-minute export bound, peak RSS of the run's process tree;
+- webhook_burst: 10,000 signed deliveries through the receiver, then the run the inbox
+  sensor asks for, until every ticket is in Intacct;
 - per_record: the strategy typical integrations use (one `create_or_update` per vendor,
   one Intacct `create` per ticket), timed on a sample and extrapolated.
 
@@ -22,15 +24,19 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench import webhook_throughput as wt
 from bench.common import record
 from connector_pipeline import settings
 from connector_pipeline.intacct import IntacctClient
@@ -43,6 +49,12 @@ from connector_pipeline.sandbox.scenario import (
 )
 from connector_pipeline.sandbox.zendesk import ZendeskSandboxConfig
 from connector_pipeline.zendesk import ZendeskClient
+from connector_pipeline.zendesk.webhooks import (
+    INVOCATION_ID_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    sign,
+)
 
 VENDORS = int(os.environ.get("SCALE_VENDORS", "10000"))
 PREEXISTING = 0.3
@@ -50,6 +62,7 @@ TICKETS = int(os.environ.get("SCALE_TICKETS", "100000"))
 DAYS = 365
 LATENCY_MS = 80.0
 SAMPLE = 200
+BURST = int(os.environ.get("SCALE_BURST", "10000"))
 REPO = Path(__file__).resolve().parent.parent
 SYSTEM_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
 MODULE = "connector_pipeline.definitions"
@@ -157,7 +170,7 @@ def vendors() -> dict[str, Any]:
     for run in (first, unchanged, changed):
         run["ratio_to_least"] = round(run["api_calls"] / run["least_possible"], 2)
     first["lookup_calls"] = {
-        "show_many": _count(first["zendesk_calls"], "show_many"),
+        "show_many": _count(first["zendesk_calls"], "organizations/show_many"),
         "export_pages": _count(first["zendesk_calls"], "incremental/organizations"),
         "count": _count(first["zendesk_calls"], "organizations/count"),
     }
@@ -248,10 +261,79 @@ def per_record() -> dict[str, Any]:
     }
 
 
+def webhook_burst() -> dict[str, Any]:
+    """BURST signed deliveries for BURST distinct tickets through the receiver (`ml-connector
+    webhook serve`, one worker, SQLite ledger, 32 keep-alive connections), then the run the
+    inbox sensor requests (`dagster job execute -j webhook_events`: drain, fetch the
+    tickets, write their Intacct records). Time until all are in Intacct is the burst plus
+    that run; a deployed sensor adds up to its interval
+    (ML_CONNECTOR_INBOX_SENSOR_INTERVAL_S, default 30 s) before the run starts."""
+    intacct_config, zendesk_config = _configs()
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        run_sandboxes(intacct_config=intacct_config, zendesk_config=zendesk_config) as sandboxes,
+        ProcessPoolExecutor(1) as pool,
+    ):
+        seed_vendors(sandboxes, vendors=200)
+        cli = Cli(sandboxes, Path(tmp), **{settings.ENV_ZENDESK_WEBHOOK_SECRETS: wt.SECRET})
+        cli.run("job", "execute", "-m", MODULE, "-j", "vendor_sync")
+        seed_tickets(sandboxes, tickets=BURST, days=1)
+        with sandboxes.zendesk() as z:
+            tickets = [t for t in z.get("/_sandbox/tickets").json() if t.get("organization_id")]
+        tickets = tickets[:BURST]
+        ticket_ids = [t["id"] for t in tickets]
+        ledger_url = cli.env[settings.ENV_STAGING_DATABASE_URL]
+        with wt.receiver(ledger_url, workers=1) as (port, _server):
+            requests = [_signed(port, ticket) for ticket in tickets]
+            started = time.perf_counter()
+            burst = pool.submit(wt.load, port, requests, wt.CONCURRENCY).result()
+        drain = cli.run("job", "execute", "-m", MODULE, "-j", "webhook_events")
+        all_in_s = time.perf_counter() - started
+        with sandboxes.intacct() as i:
+            records = i.get(f"/_sandbox/records/{settings.INTACCT_TICKET_OBJECT}").json()
+    latencies = sorted(burst["latencies"])
+    quantiles = statistics.quantiles(latencies, n=100)
+    written = {int(r["ticket_id"]) for r in records}
+    return {
+        "deliveries": len(requests),
+        "ledger": "sqlite",
+        "receiver_workers": 1,
+        "concurrency": wt.CONCURRENCY,
+        "statuses": burst["statuses"],
+        "deliveries_per_s": round(burst["statuses"].get(200, 0) / burst["elapsed_s"], 1),
+        "p50_ms": round(quantiles[49] * 1000, 2),
+        "p99_ms": round(quantiles[98] * 1000, 2),
+        "webhook_events_run": drain,
+        "tickets_in_intacct": len(written & set(ticket_ids)),
+        "all_in_intacct_s": round(all_in_s, 1),
+    }
+
+
+def _signed(port: int, ticket: dict[str, Any]) -> bytes:
+    """One signed delivery of an existing ticket, shaped as bench.webhook_throughput's,
+    carrying the ticket's own organization and subject."""
+    timestamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    event = json.loads(wt.payload(int(ticket["id"])))
+    event["detail"]["organization_id"] = str(ticket["organization_id"])
+    event["detail"]["subject"] = ticket["subject"]
+    body = json.dumps(event).encode()
+    head = (
+        f"POST {settings.WEBHOOK_PATH} HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{port}\r\n"
+        "Content-Type: application/json; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        f"{TIMESTAMP_HEADER}: {timestamp}\r\n"
+        f"{SIGNATURE_HEADER}: {sign(wt.SECRET, body, timestamp)}\r\n"
+        f"{INVOCATION_ID_HEADER}: {uuid.uuid4().hex}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
 PARTS: dict[str, Callable[[], dict[str, Any]]] = {
     "vendors": vendors,
     "backfill": backfill,
     "per_record": per_record,
+    "webhook_burst": webhook_burst,
 }
 
 

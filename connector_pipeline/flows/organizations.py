@@ -20,6 +20,7 @@ from connector_pipeline.sync.vendors import (
     collision_name,
     desired_organizations,
     lookup_by_export,
+    name_key,
     needs_lookup,
     plan_organizations,
     reconcile_links,
@@ -154,37 +155,41 @@ class OrganizationSync:
                     "organization %s differs in Zendesk: %s", external_id, ", ".join(fields)
                 )
         lookup = needs_lookup(changed_organizations(desired, links), links)
-        found = self._find_existing(lookup, result)
+        found, taken_names = self._find_existing(lookup, result)
         existing = {str(o["external_id"]).lower(): o for o in found if o.get("external_id")}
-        return plan_organizations(desired, links, existing)
+        return plan_organizations(desired, links, existing, taken_names)
 
     def _find_existing(
         self, lookup: list[str], result: OrganizationSyncResult
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
         """What Zendesk already holds for these external ids, by the cheaper of two
         lookups (sync.vendors.lookup_by_export): `show_many` when few records need one,
         else one pass over the account's organizations, after a `count` (one call) to
         price it. Neither misses an organization, with one exception the pass guards
         against: the export leaves out the last minute, so when our own creates started
         within ZENDESK_EXPORT_BLIND_S of the pass (a crashed run retried at once), what
-        the pass did not find is looked up by `show_many` as well."""
+        the pass did not find is looked up by `show_many` as well. The pass also returns
+        the names every organization holds (name_key -> its lower-case external id), so
+        creates avoid names already taken; show_many returns None there."""
         if not lookup:
-            return []
+            return [], None
         if len(lookup) <= settings.ZENDESK_MAX_BATCH * settings.ZENDESK_LOOKUP_EXPORT_MIN_CALLS:
             result.lookup = "show_many"
-            return self.zendesk.show_many_organizations(external_ids=lookup)
+            return self.zendesk.show_many_organizations(external_ids=lookup), None
         if not lookup_by_export(len(lookup), self.zendesk.count_organizations()):
             result.lookup = "show_many"
-            return self.zendesk.show_many_organizations(external_ids=lookup)
+            return self.zendesk.show_many_organizations(external_ids=lookup), None
         result.lookup = "export"
         wanted = {e.lower() for e in lookup}
         pass_started = time.time()
-        found = [
-            o
-            for page in self.zendesk.iter_organization_export(start_time=0)
-            for o in page.organizations
-            if str(o.get("external_id") or "").lower() in wanted
-        ]
+        found: list[dict[str, Any]] = []
+        taken_names: dict[str, str] = {}
+        for page in self.zendesk.iter_organization_export(start_time=0):
+            for o in page.organizations:
+                external_id = str(o.get("external_id") or "").lower()
+                taken_names[name_key(str(o.get("name") or ""))] = external_id
+                if external_id in wanted:
+                    found.append(o)
         creates_started = self.store.get_cursor(CREATES_STARTED_CURSOR)
         if creates_started and float(creates_started) >= (
             pass_started - settings.ZENDESK_EXPORT_BLIND_S
@@ -192,7 +197,7 @@ class OrganizationSync:
             seen = {str(o["external_id"]).lower() for o in found}
             unseen = [e for e in lookup if e.lower() not in seen]
             found += self.zendesk.show_many_organizations(external_ids=unseen) if unseen else []
-        return found
+        return found, taken_names
 
     def _write(
         self,

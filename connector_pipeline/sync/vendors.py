@@ -371,8 +371,14 @@ def plan_organizations(
     desired: Sequence[DesiredOrganization],
     links: Mapping[str, Mapping[str, Any]],
     existing: Mapping[str, Mapping[str, Any]],
+    taken_names: Mapping[str, str] | None = None,
 ) -> OrganizationPlan:
     """Decide creates and updates.
+
+    `taken_names` (name_key -> lower-case external id of the organization holding it,
+    "" for none), when a pass over the account's organizations is at hand: a create whose
+    name another organization holds is sent as "NAME (VENDORID)" at once (decision 2)
+    rather than refused by Zendesk and sent again.
 
     `links` is the ledger's vendor_org_links keyed by lower-case external id. `existing`
     holds what Zendesk returned for `needs_lookup(...)`, keyed by lower-case external id.
@@ -394,6 +400,11 @@ def plan_organizations(
         )
         if org_id is not None:
             plan.update.append({**payload, "id": int(org_id)})
-        else:
-            plan.create.append(payload)
+            continue
+        holder = (taken_names or {}).get(name_key(payload["name"]))
+        if holder is not None and holder != key:
+            payload["name"] = plan.renamed[org.external_id] = collision_name(
+                org.payload["name"], org.vendor_id
+            )
+        plan.create.append(payload)
     return plan

@@ -173,3 +173,16 @@ def test_the_pass_alone_when_our_creates_are_long_past(store: StagingStore) -> N
     result = _sync(zendesk, store)
     assert result.lookup == "export" and "show_many" not in zendesk.calls
     assert len(zendesk.organizations) == 450
+
+
+def test_the_pass_tells_which_names_are_taken_so_creates_need_no_second_call(
+    store: StagingStore,
+) -> None:
+    zendesk = FakeZendesk()
+    _many(store, zendesk, vendors=450, preexisting=0)
+    # A hand-made organization holds vendor 7's name under no external id.
+    zendesk.organizations[1] = {"id": 1, "name": "Acme Supplies 7", "external_id": None}
+    result = _sync(zendesk, store)
+    assert result.lookup == "export" and result.name_collisions == 1
+    assert zendesk.calls.count("create_many") == 1  # no second call for the renamed one
+    assert any(o["name"] == "Acme Supplies 7 (V000007)" for o in zendesk.organizations.values())
