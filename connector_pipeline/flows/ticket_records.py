@@ -227,13 +227,17 @@ class TicketRecordLoad:
         self.log = log
 
     def run(self) -> TicketRecordResult:
-        """Page through the staged tickets to consider (keyset by ticket id), each page
-        planned, looked up, written and recorded before the next is read."""
+        """Page through the staged tickets to consider (keyset by ticket id): each page is
+        planned, looked up and written before the next is read. Only whole write chunks
+        are sent per page; the rest (fewer than a chunk) joins the next page's writes, so
+        paging costs no partly filled write per page."""
         start = self.intacct.http_calls
         result = TicketRecordResult(dry_run=self.options.dry_run)
         vendors = {
             org: VendorRef(*ref) for org, ref in self.store.vendors_by_organization().items()
         }
+        creates: list[PlannedRecord] = []
+        updates: list[PlannedRecord] = []
         try:
             after: int | None = None
             while page := self.store.tickets_to_load(
@@ -241,18 +245,24 @@ class TicketRecordLoad:
             ):
                 after = page[-1]["ticket_id"]
                 result.pages += 1
-                self._load_page(page, vendors, result)
+                page_creates, page_updates = self._plan_page(page, vendors, result)
+                creates += page_creates
+                updates += page_updates
+                creates, updates = self._write(creates, updates, result, whole_chunks=True)
+            self._write(creates, updates, result, whole_chunks=False)
         finally:
             self._report(result)
         result.api_calls = self.intacct.http_calls - start
         return result
 
-    def _load_page(
+    def _plan_page(
         self,
         tickets: list[dict[str, Any]],
         vendors: dict[int, VendorRef],
         result: TicketRecordResult,
-    ) -> None:
+    ) -> tuple[list[PlannedRecord], list[PlannedRecord]]:
+        """Plan one page, look up its unknown records, settle what needs no write; returns
+        the page's (creates, updates)."""
         links = self.store.ticket_links([t["ticket_id"] for t in tickets])
         plan = plan_ticket_records(tickets, links, vendors, self.mapping)
         unknown = [w.ticket_id for w in plan.writes if w.record_id is None]
@@ -270,16 +280,35 @@ class TicketRecordLoad:
         for ticket_id, reason in list(plan.unmatched.items())[: settings.PREVIEW_ROWS]:
             self.log.info("ticket %s unmatched: %s", ticket_id, reason)
         if self.options.dry_run:
-            return
+            return [], []
         self._settle(plan)
+        return creates, updates
+
+    def _write(
+        self,
+        creates: list[PlannedRecord],
+        updates: list[PlannedRecord],
+        result: TicketRecordResult,
+        *,
+        whole_chunks: bool,
+    ) -> tuple[list[PlannedRecord], list[PlannedRecord]]:
+        """Write (only whole chunks when `whole_chunks`); returns what is left to write."""
+        size = self.writer.chunk_size
+        keep_c = len(creates) % size if whole_chunks else 0
+        keep_u = len(updates) % size if whole_chunks else 0
+        send_c, left_c = creates[: len(creates) - keep_c], creates[len(creates) - keep_c :]
+        send_u, left_u = updates[: len(updates) - keep_u], updates[len(updates) - keep_u :]
+        if not send_c and not send_u:
+            return left_c, left_u
         created = _Slices(lambda outcomes: self._record(outcomes, result, created=True))
         updated = _Slices(lambda outcomes: self._record(outcomes, result, created=False))
         try:
-            result.recovered += self.writer.write(creates, updates, created.add, updated.add)
+            result.recovered += self.writer.write(send_c, send_u, created.add, updated.add)
         finally:
             # Also when a write failed: what was confirmed before it stays recorded.
             created.flush()
             updated.flush()
+        return left_c, left_u
 
     def _settle(self, plan: TicketRecordPlan) -> None:
         """What the plan decides without a write, in one transaction: tickets deleted

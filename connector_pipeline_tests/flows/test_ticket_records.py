@@ -190,3 +190,18 @@ def test_tickets_to_load_pages_by_ticket_id(store: StagingStore) -> None:
     rest = store.tickets_to_load(after=first[-1]["ticket_id"], limit=2)
     assert [t["ticket_id"] for t in rest] == [5, 9]
     assert store.tickets_to_load(after=9, limit=2) == []
+
+
+def test_a_page_sends_only_whole_chunks_and_carries_the_rest(store: StagingStore) -> None:
+    """Pages of 3 tickets, chunks of 2 writes: 7 tickets cost 4 creates (2+2+2+1), not
+    one partly filled create per page (2+1, 2+1, 1)."""
+    _ledger(store, 7)
+    intacct = FakeIntacct()
+    flow = TicketRecordLoad(
+        intacct, store, TicketRecordMapping(), TicketRecordOptions(), Log(), page_size=3
+    )
+    flow.writer.chunk_size = 2
+    result = flow.run()
+    assert result.metadata()["created"] == 7 and result.pages == 3
+    assert intacct.calls.count("create") == 4
+    assert store.tickets_to_load() == []
