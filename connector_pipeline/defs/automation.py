@@ -6,6 +6,7 @@ import dagster as dg
 
 from connector_pipeline import settings
 from connector_pipeline.defs.resources import StagingResource
+from connector_pipeline.defs.standing import intacct_standing, zendesk_standing
 from connector_pipeline.defs.tickets import (
     intacct_ticket_records,
     zendesk_ticket_events,
@@ -17,6 +18,12 @@ vendor_sync_job = dg.define_asset_job(
     "vendor_sync",
     selection=[intacct_vendors, zendesk_organizations],
     description="Intacct vendors changed since the watermark, then their Zendesk organizations.",
+)
+standing_sync_job = dg.define_asset_job(
+    "standing_sync",
+    selection=[intacct_standing, zendesk_standing],
+    description="Intacct bills and payments changed since the watermark, then each "
+    "organization's financial standing where it changed.",
 )
 ticket_poll_job = dg.define_asset_job(
     "ticket_poll",
@@ -111,3 +118,14 @@ def webhook_inbox_sensor(
     ][:1]
     # One run drains everything pending, so one request per tick is enough.
     return dg.SensorResult(run_requests=requests, cursor=str(pending[-1]))
+
+
+standing_sync_schedule = dg.ScheduleDefinition(
+    name="standing_sync_every_15_minutes",
+    job=standing_sync_job,
+    cron_schedule=os.environ.get(
+        settings.ENV_STANDING_SYNC_CRON, settings.DEFAULT_STANDING_SYNC_CRON
+    ),
+    default_status=_schedule_status(),
+    execution_timezone="UTC",
+)
