@@ -10,6 +10,7 @@ look up what exists first.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import logging
 import os
@@ -80,6 +81,9 @@ Order = tuple[str, bool]
 Cursor = tuple[datetime, int]
 
 TIMESTAMP_FIELDS = ("WHENMODIFIED", "WHENCREATED")
+# Date-only fields (no time, no zone: "Dates in Sage Intacct do not have associated
+# timezones") written in the user's date format; they come back as `date`.
+DATE_FIELDS = ("WHENDUE", "WHENPAID", "WHENPOSTED")
 WRITE_FUNCTIONS = frozenset({"create", "update", "delete"})
 # Statuses that mean the gateway did not take the request, so even a write may be resent.
 _NOT_PROCESSED_STATUSES = frozenset({429, 503})
@@ -486,6 +490,12 @@ class IntacctClient:
             value = out.get(name)
             if isinstance(value, str):
                 out[name] = formatting.parse_timestamp(value) if value.strip() else None
+        for name in DATE_FIELDS:
+            value = out.get(name)
+            # Text that is no date stays text: the caller quarantines the record, naming it.
+            if isinstance(value, str):
+                with contextlib.suppress(ValueError):
+                    out[name] = formatting.parse_date(value) if value.strip() else None
         recordno = out.get("RECORDNO")
         if isinstance(recordno, str) and recordno.strip().lstrip("-").isdigit():
             out["RECORDNO"] = int(recordno)
