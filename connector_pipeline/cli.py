@@ -76,5 +76,9 @@ from connector_pipeline.zendesk.oauth_cli import zendesk_group  # noqa: E402
 
 main.add_command(zendesk_group)
 
+from connector_pipeline.setup_cli import setup_group  # noqa: E402
+
+main.add_command(setup_group)
+
 if __name__ == "__main__":
     main()

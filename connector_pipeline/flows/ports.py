@@ -95,3 +95,11 @@ class OrganizationUpdater(CountsCalls, Protocol):
     """Zendesk, as the standing publish needs it."""
 
     def update_many_organizations(self, organizations: Sequence[Any]) -> Sequence[HasOutcome]: ...
+
+
+class OrganizationFieldAdmin(CountsCalls, Protocol):
+    """Zendesk, as `ml-connector setup zendesk` needs it."""
+
+    def list_organization_fields(self) -> list[dict[str, Any]]: ...
+
+    def create_organization_field(self, field: Mapping[str, Any]) -> dict[str, Any]: ...

@@ -444,3 +444,43 @@ def required_fields(mapping: StandingMapping) -> list[dict[str, Any]]:
             body["custom_field_options"] = band_options()
         out.append(body)
     return out
+
+
+@dataclass(frozen=True)
+class FieldPlan:
+    """What `setup zendesk` does about the organization fields the mapping names."""
+
+    create: list[dict[str, Any]]
+    present: list[str]
+    # (key, why): a field with the key exists but can't carry the measure.
+    unusable: list[tuple[str, str]]
+
+
+def _same_type(want: str, have: str) -> bool:
+    # Zendesk takes "dropdown" on create; older accounts list such fields as "tagger".
+    dropdown = {"dropdown", "tagger"}
+    return want == have or (want in dropdown and have in dropdown)
+
+
+def plan_fields(mapping: StandingMapping, existing: Iterable[Mapping[str, Any]]) -> FieldPlan:
+    """Which required fields to create; which exist already; which exist but have the
+    wrong type or lack band options (a dropdown drops a value not among its options
+    without an error, so a missing option would lose the band silently)."""
+    by_key = {str(f.get("key")): f for f in existing}
+    create, present, unusable = [], [], []
+    for body in required_fields(mapping):
+        have = by_key.get(body["key"])
+        if have is None:
+            create.append(body)
+            continue
+        if not _same_type(body["type"], str(have.get("type"))):
+            unusable.append((body["key"], f"type is {have.get('type')}, needs {body['type']}"))
+            continue
+        if body["type"] == "dropdown":
+            values = {str(o.get("value")) for o in have.get("custom_field_options") or []}
+            missing = [o["value"] for o in body["custom_field_options"] if o["value"] not in values]
+            if missing:
+                unusable.append((body["key"], f"options missing: {', '.join(missing)}"))
+                continue
+        present.append(body["key"])
+    return FieldPlan(create, present, unusable)

@@ -352,6 +352,27 @@ class ZendeskClient:
         data = self._json("GET", f"{API}/organizations/search.json", params=params)
         return list(data.get("organizations") or [])
 
+    def list_organization_fields(self) -> list[dict[str, Any]]:
+        """Every organization field (offset pages, following `next_page`)."""
+        out: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            data = self._json(
+                "GET",
+                f"{API}/organization_fields.json",
+                params={"page": page, "per_page": settings.ZENDESK_MAX_BATCH},
+            )
+            out.extend(data.get("organization_fields") or [])
+            if not data.get("next_page"):
+                return out
+            page += 1
+
+    def create_organization_field(self, field: Mapping[str, Any]) -> dict[str, Any]:
+        data = self._json(
+            "POST", f"{API}/organization_fields.json", json={"organization_field": dict(field)}
+        )
+        return dict(data["organization_field"])
+
     def create_organization(self, organization: Mapping[str, Any]) -> dict[str, Any]:
         data = self._json(
             "POST", f"{API}/organizations.json", json={"organization": dict(organization)}
