@@ -121,7 +121,7 @@ def test_bands(
 
 
 def test_last_payment_leaves_out_void_payments() -> None:
-    payments = [
+    payments: list[dict[str, Any]] = [
         {"paid_on": date(2026, 11, 1), "state": "Complete"},
         {"paid_on": date(2026, 11, 20), "state": "Voided"},
         {"paid_on": None, "state": "Complete"},
@@ -164,7 +164,7 @@ def test_setup_plan_creates_missing_fields_and_reports_unusable_ones() -> None:
         "integer",
         "checkbox",
     ]
-    existing = [
+    existing: list[dict[str, Any]] = [
         {"key": "b", "type": "tagger", "custom_field_options": band_options()[:2]},
         {"key": "t", "type": "text"},
         {"key": "d", "type": "integer"},
