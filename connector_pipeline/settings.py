@@ -99,6 +99,9 @@ INTACCT_TICKET_FIELDS = (
     "organization_id",
     "zendesk_created_at",
     "zendesk_updated_at",
+    "ticket_url",
+    "assignee_group_id",
+    "satisfaction_rating",
     "RVENDOR",
 )
 # Sandbox gateway defaults.

@@ -29,7 +29,9 @@ from connector_pipeline.sandbox.intacct_fields import (
     top_level,
 )
 
-TICKET_INTEGER_FIELDS = frozenset({"ticket_id", "requester_id", "organization_id", "RVENDOR"})
+TICKET_INTEGER_FIELDS = frozenset(
+    {"ticket_id", "requester_id", "organization_id", "assignee_group_id", "RVENDOR"}
+)
 NUMERIC_FIELDS = frozenset(
     {
         "RECORDNO",
