@@ -215,8 +215,11 @@ class Ledger:
                     posted += 1
                     if rng.random() < 0.5:
                         paid_on = min(now.date(), due + timedelta(days=rng.randint(-20, 20)))
+                        # Paid some days after posting, and never in the last hour:
+                        # seed data is history, not today's changes.
                         at = created + timedelta(days=rng.randint(1, 20))
-                        self.pay(party, bill["RECORDNO"], None, paid_on, when=min(at, now))
+                        at = min(at, now - timedelta(hours=1, seconds=rng.randint(0, 86_399)))
+                        self.pay(party, bill["RECORDNO"], None, paid_on, when=max(at, created))
                         paid += 1
         return {"posted": posted, "paid": paid}
 
