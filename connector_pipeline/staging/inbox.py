@@ -20,7 +20,6 @@ from connector_pipeline.staging.rows import (
     InboxAppend,
     InboxEvent,
     InboxRow,
-    utcnow,
 )
 from connector_pipeline.staging.schema import (
     webhook_inbox,
@@ -97,7 +96,7 @@ class InboxTables(LedgerBase):
         the same row (SKIP LOCKED on Postgres, BEGIN IMMEDIATE on SQLite); a claim that is
         not marked processed within its own lease (`lease_seconds`, recorded with the claim)
         becomes claimable again."""
-        now = utcnow()
+        now = self.clock()
         token = uuid.uuid4().hex
         w = webhook_inbox
         pending = select(w.c.id).where(
@@ -148,7 +147,7 @@ class InboxTables(LedgerBase):
                 c.execute(
                     update(w)
                     .where(self._in(w.c.id, chunk))
-                    .values(processed_at=utcnow(), error=None)
+                    .values(processed_at=self.clock(), error=None)
                 )
 
     def release_inbox(

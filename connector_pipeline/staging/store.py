@@ -9,6 +9,8 @@ compose several writes into one transaction (`with store.transaction() as conn: 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import datetime
 
 from alembic import command
 from alembic.runtime.migration import MigrationContext
@@ -67,8 +69,14 @@ class StagingStore(
     inbox, quarantine); this class joins them and owns the lifecycle."""
 
     @classmethod
-    def open(cls, url: str | None = None, *, migrate: bool = True) -> StagingStore:
-        store = cls(create_staging_engine(url or settings.staging_database_url()))
+    def open(
+        cls,
+        url: str | None = None,
+        *,
+        migrate: bool = True,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> StagingStore:
+        store = cls(create_staging_engine(url or settings.staging_database_url()), clock)
         if migrate:
             store.upgrade()
         return store
