@@ -21,6 +21,7 @@ import click
 import httpx
 
 from connector_pipeline import settings
+from connector_pipeline.demo_runs import DagsterUI, cancel_unfinished_runs, launch_first_runs
 from connector_pipeline.sandbox import intacct as intacct_sandbox
 from connector_pipeline.sandbox import zendesk as zendesk_sandbox
 from connector_pipeline.sandbox.scenario import (
@@ -36,6 +37,8 @@ DEMO_WEBHOOK_SECRET = "demo-webhook-signing-secret"
 CHILD_STOP_TIMEOUT_S = 15
 HEALTH_TIMEOUT_S = 60
 CHILD_CHECK_INTERVAL_S = 2.0
+FIRST_RUNS_TIMEOUT_S = 300
+TICKET_LOAD_DAYS = 30
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
@@ -50,6 +53,21 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
             pass
         time.sleep(0.5)
     raise click.ClickException(f"{url} did not become healthy")
+
+
+def _first_runs(ui_url: str) -> None:
+    """In the background: the demo's first vendor sync and ticket load, so the first screen
+    of the UI shows them running and, soon, succeeded."""
+    try:
+        launch_first_runs(
+            DagsterUI(ui_url),
+            today=datetime.now(UTC).date(),
+            ticket_days=TICKET_LOAD_DAYS,
+            timeout_s=FIRST_RUNS_TIMEOUT_S,
+            echo=click.echo,
+        )
+    except Exception as exc:  # the demo goes on; the runs can be launched from the UI
+        click.echo(f"demo: could not launch the first runs: {exc}", err=True)
 
 
 def _supervise(children: list[subprocess.Popen[bytes]]) -> None:
@@ -99,6 +117,9 @@ def demo_command(
     for stale in home.glob("demo-staging.db*"):
         stale.unlink()
     ledger_url = f"sqlite:///{ledger}"
+    # `ml-connector status` / `db quarantine` without arguments then read this ledger.
+    (home / settings.STAGING_URL_FILENAME).write_text(ledger_url + "\n")
+    _cancel_interrupted(dagster_home, "a previous demo")
     start_date = (datetime.now(UTC) - timedelta(days=35)).date().isoformat()
 
     zendesk_config = zendesk_sandbox.ZendeskSandboxConfig(
@@ -179,15 +200,25 @@ def demo_command(
                         f"Zendesk sandbox   {sandboxes.zendesk_url}/_sandbox/stats",
                         f"Webhook receiver  http://127.0.0.1:{webhook_port}/healthz",
                         f"Ledger            {ledger}",
-                        "Schedules and the webhook inbox sensor are on; materialize the assets",
-                        "or launch a backfill of zendesk_tickets from the UI. Ctrl-C stops all.",
+                        "A vendor sync, then the 30-day ticket load, start as soon as the UI is",
+                        "up; schedules and the webhook inbox sensor are on. Ctrl-C stops all.",
                         "",
                     ]
                 )
             )
+            threading.Thread(
+                target=_first_runs, args=(f"http://127.0.0.1:{port}",), daemon=True
+            ).start()
             _supervise(children)
         finally:
             if traffic is not None:
                 traffic.stop()
             for child in reversed(children):
                 stop_process(child, CHILD_STOP_TIMEOUT_S, group=True)
+            _cancel_interrupted(dagster_home, "this demo")
+
+
+def _cancel_interrupted(dagster_home: Path, whose: str) -> None:
+    canceled = cancel_unfinished_runs(dagster_home)
+    if canceled:
+        click.echo(f"marked {len(canceled)} run(s) that {whose} left unfinished as canceled")

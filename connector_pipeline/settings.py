@@ -31,6 +31,8 @@ ENV_ML_CONNECTOR_HOME = "ML_CONNECTOR_HOME"
 DEFAULT_INTACCT_ENDPOINT_URL = "https://api.intacct.com/ia/xml/xmlgw.phtml"
 DEFAULT_ML_CONNECTOR_HOME = "./.ml-connector"
 STAGING_SQLITE_FILENAME = "staging.db"
+# Written by `ml-connector demo`: the URL of the ledger it runs on.
+STAGING_URL_FILENAME = "staging-url"
 
 # --- ledger ---
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -45,11 +47,25 @@ def ml_connector_home() -> Path:
 
 
 def staging_database_url() -> str:
-    """`STAGING_DATABASE_URL`, or a SQLite file under `ML_CONNECTOR_HOME`."""
+    """The ledger every part uses (Dagster resources, CLI, receiver), by
+    `staging_database_source()`."""
+    return staging_database_source()[0]
+
+
+def staging_database_source() -> tuple[str, str]:
+    """The ledger URL and where it came from: `STAGING_DATABASE_URL`; else the URL that
+    `ml-connector demo` wrote to `ML_CONNECTOR_HOME/staging-url` (so the CLI reads the
+    ledger the demo's runs write); else a SQLite file under `ML_CONNECTOR_HOME`."""
     url = os.environ.get(ENV_STAGING_DATABASE_URL)
     if url:
-        return url
-    return f"sqlite:///{ml_connector_home() / STAGING_SQLITE_FILENAME}"
+        return url, ENV_STAGING_DATABASE_URL
+    pointer = ml_connector_home() / STAGING_URL_FILENAME
+    if pointer.is_file():
+        written = pointer.read_text().strip()
+        if written:
+            return written, str(pointer)
+    path = ml_connector_home() / STAGING_SQLITE_FILENAME
+    return f"sqlite:///{path}", f"the default under {ENV_ML_CONNECTOR_HOME}"
 
 
 # --- Intacct client and sandbox (owned by the Intacct layer) ---
