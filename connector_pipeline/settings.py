@@ -210,7 +210,9 @@ DEFAULT_TICKETS_START_DATE = "2026-01-01"
 DEFAULT_VENDOR_SYNC_CRON = "*/15 * * * *"
 DEFAULT_TICKET_POLL_CRON = "*/15 * * * *"
 DEFAULT_RECONCILE_CRON = "30 2 * * *"
-DEFAULT_INBOX_SENSOR_INTERVAL_S = 30
+# Webhook runs coalesce: each drains everything pending, and the sensor looks at most once
+# per interval, so a busy account gets at most 720 webhook runs a day (2 min latency).
+DEFAULT_INBOX_SENSOR_INTERVAL_S = 120
 INTACCT_POOL = "intacct_api"
 # Larger than any RECORDNO: (t, INTACCT_RECORDNO_MAX) sorts after every record of second t.
 INTACCT_RECORDNO_MAX = 2**62

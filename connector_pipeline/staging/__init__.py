@@ -3,6 +3,7 @@
 from connector_pipeline.staging.store import (
     VENDOR_DELETED,
     InboxAppend,
+    InboxBacklog,
     InboxEvent,
     InboxRow,
     QuarantineItem,
@@ -19,6 +20,7 @@ from connector_pipeline.staging.store import (
 __all__ = [
     "VENDOR_DELETED",
     "InboxAppend",
+    "InboxBacklog",
     "InboxEvent",
     "InboxRow",
     "QuarantineItem",

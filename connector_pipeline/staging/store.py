@@ -172,6 +172,26 @@ class InboxRow:
 
 
 @dataclass(frozen=True)
+class InboxBacklog:
+    """What the inbox holds unprocessed, as the sensor needs it. `mark` names the state of
+    the backlog from the rows themselves (the newest pending delivery's own ids, the
+    claims made so far and how many rows are free to claim), so it differs between two
+    ledgers, and changes when a delivery arrives, a drain gives rows back or a dead
+    drain's lease runs out, but never with a restart or a move."""
+
+    pending: int
+    claimable: int  # not under a live claim: a drain started now would take them
+    attempts: int
+    oldest_received_at: datetime | None
+    newest_id: int | None
+    newest_delivery: str | None
+
+    @property
+    def mark(self) -> str:
+        return f"{self.newest_delivery}:{self.pending}:{self.claimable}:{self.attempts}"
+
+
+@dataclass(frozen=True)
 class QuarantineItem:
     kind: str
     key: str
@@ -858,6 +878,43 @@ class StagingStore:
                 )
             ).one()
         return {"total": int(total), "pending": int(pending), "max_id": int(max_id)}
+
+    def inbox_backlog(self) -> InboxBacklog:
+        w = webhook_inbox
+        unprocessed = w.c.processed_at.is_(None)
+        claimable = or_(w.c.claimed_at.is_(None), w.c.lease_expires_at <= utcnow())
+        with self._read(None) as c:
+            pending, free, attempts, oldest = c.execute(
+                select(
+                    func.count(),
+                    func.count().filter(claimable),
+                    func.coalesce(func.sum(w.c.attempts), 0),
+                    func.min(w.c.received_at),
+                ).where(unprocessed)
+            ).one()
+            newest = c.execute(
+                select(w.c.id, w.c.invocation_id, w.c.event_id, w.c.received_at)
+                .where(unprocessed)
+                .order_by(w.c.id.desc())
+                .limit(1)
+            ).first()
+        delivery = None
+        if newest is not None:
+            # Zendesk's invocation and event ids are unique across accounts and time; a
+            # delivery with neither is named by its arrival time and row id.
+            delivery = (
+                newest.invocation_id
+                or newest.event_id
+                or (f"{newest.received_at.isoformat()}#{newest.id}")
+            )
+        return InboxBacklog(
+            pending=int(pending),
+            claimable=int(free),
+            attempts=int(attempts),
+            oldest_received_at=oldest,
+            newest_id=None if newest is None else int(newest.id),
+            newest_delivery=delivery,
+        )
 
     def inbox_pending_ids(self, after_id: int = 0, limit: int | None = None) -> list[int]:
         w = webhook_inbox
