@@ -83,11 +83,25 @@ def _supervise(children: list[subprocess.Popen[bytes]]) -> None:
 
 @click.command("demo")
 @click.option("--port", default=3000, show_default=True, type=int, help="Dagster UI port.")
-@click.option("--intacct-port", default=8101, show_default=True, type=int)
-@click.option("--zendesk-port", default=8102, show_default=True, type=int)
-@click.option("--webhook-port", default=8103, show_default=True, type=int)
-@click.option("--vendors", default=300, show_default=True, type=int)
-@click.option("--tickets", default=800, show_default=True, type=int)
+@click.option(
+    "--intacct-port", default=8101, show_default=True, type=int, help="Intacct sandbox port."
+)
+@click.option(
+    "--zendesk-port", default=8102, show_default=True, type=int, help="Zendesk sandbox port."
+)
+@click.option(
+    "--webhook-port", default=8103, show_default=True, type=int, help="Webhook receiver port."
+)
+@click.option(
+    "--vendors", default=300, show_default=True, type=int, help="Intacct vendors to seed."
+)
+@click.option(
+    "--tickets",
+    default=800,
+    show_default=True,
+    type=int,
+    help="Zendesk tickets to seed, spread over the last 30 days.",
+)
 @click.option(
     "--traffic-interval",
     default=20.0,

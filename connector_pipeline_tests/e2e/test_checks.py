@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dagster as dg
+from click.testing import CliRunner
 
+from connector_pipeline import settings
+from connector_pipeline.cli import main
 from connector_pipeline.defs.checks import ALL_CHECKS
 from connector_pipeline.defs.tickets import intacct_ticket_records, zendesk_tickets
 from connector_pipeline.defs.vendors import intacct_vendors, zendesk_organizations
@@ -39,10 +42,28 @@ def test_checks_pass_after_a_sync_and_catch_what_goes_wrong(sqlite_url: str) -> 
         assert checks["zendesk_organizations:no_duplicate_external_ids"].passed
         assert checks["zendesk_organizations:quarantine_size"].passed
         assert checks["intacct_vendors:cursor_freshness"].passed
-        unmatched = checks["intacct_ticket_records:unmatched_tickets"]
-        assert not unmatched.passed  # tickets of the two unlinked organizations
-        assert unmatched.severity == dg.AssetCheckSeverity.WARN
-        assert unmatched.metadata["unmatched"].value > 0
+        quarantined = checks["intacct_ticket_records:quarantine_size"]
+        assert not quarantined.passed  # tickets of the two unlinked organizations
+        assert quarantined.severity == dg.AssetCheckSeverity.WARN
+        unmatched = quarantined.metadata["ticket_unmatched"].value
+        assert unmatched > 0
+        assert quarantined.metadata["open"].value == unmatched
+        # The failing check names the reason, with example keys, in its table.
+        assert "is not linked to an Intacct vendor" in str(quarantined.description)
+        assert "is not linked to an Intacct vendor" in quarantined.metadata["by_reason"].value
+
+        # The CLI tells the same story, from the same ledger found the same way.
+        env = {settings.ENV_STAGING_DATABASE_URL: sqlite_url}
+        listed = CliRunner().invoke(main, ["db", "quarantine"], env=env)
+        assert listed.exit_code == 0, listed.output
+        assert listed.output.splitlines()[-1] == f"{unmatched} open"
+        summary = [line for line in listed.output.splitlines() if line.startswith(" ")]
+        assert sum(int(line.split()[0]) for line in summary) == unmatched
+        assert any("ticket_unmatched\torganization … is not linked" in line for line in summary)
+        status = CliRunner().invoke(main, ["status"], env={**env, "DAGSTER_HOME": ""})
+        assert status.exit_code == 0, status.output
+        assert f"quarantine: {unmatched} open" in status.output
+        assert "intacct_vendors/watermark" in status.output or "cursors" in status.output
 
         # Someone deletes an organization in Zendesk: the check notices.
         gone = next(o for o in p.organizations() if o.get("external_id"))
