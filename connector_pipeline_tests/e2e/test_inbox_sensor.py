@@ -44,9 +44,7 @@ def deliver(url: str, count: int, prefix: str) -> None:
     try:
         for n in range(count):
             store.append_inbox(
-                InboxEvent(
-                    body=b"{}", headers={}, invocation_id=f"{prefix}-inv-{n}", event_id=None
-                )
+                InboxEvent(body=b"{}", headers={}, invocation_id=f"{prefix}-inv-{n}", event_id=None)
             )
     finally:
         store.dispose()
