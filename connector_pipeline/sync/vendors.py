@@ -16,7 +16,8 @@ from typing import Any
 from connector_pipeline import settings
 from connector_pipeline.staging import VENDOR_DELETED, VendorRow, vendor_rank
 from connector_pipeline.sync.hashing import content_hash, json_safe
-from connector_pipeline.sync.templates import field_value, render
+from connector_pipeline.sync.templates import blank, field_value, render
+from connector_pipeline.xml_chars import sanitize_xml_text
 
 # Which Intacct field identifies a record of each supported source object.
 ID_FIELD = {"VENDOR": "VENDORID", "CUSTOMER": "CUSTOMERID"}
@@ -165,7 +166,7 @@ def map_vendor(vendor: Mapping[str, Any], mapping: OrganizationMapping) -> Desir
     }
     active = is_active(vendor["status"])
     deleted = vendor["status"] == VENDOR_DELETED
-    tags = [t for t in (render(t, record, extra) for t in mapping.tags) if t]
+    tags = [t for t in (render(t, record, extra) for t in mapping.tags) if not blank(t)]
     status_tag = mapping.deleted_tag if deleted else "" if active else mapping.inactive_tag
     if status_tag:
         tags.append(status_tag)
@@ -175,11 +176,12 @@ def map_vendor(vendor: Mapping[str, Any], mapping: OrganizationMapping) -> Desir
         if match:
             domains.append(match.group(1).lower())
     external_id = mapping.external_id(vendor["vendor_id"])
+    name = render(mapping.name, record, extra)
     payload: dict[str, Any] = {
         "external_id": external_id,
-        "name": render(mapping.name, record, extra) or vendor["name"],
-        "details": "\n".join(x for x in (render(t, record, extra) for t in mapping.details) if x),
-        "notes": "\n".join(x for x in (render(t, record, extra) for t in mapping.notes) if x),
+        "name": sanitize_xml_text(vendor["name"]) if blank(name) else name,
+        "details": _lines(mapping.details, record, extra),
+        "notes": _lines(mapping.notes, record, extra),
         "tags": sorted(set(tags)),
         "domain_names": sorted(set(domains)),
         "organization_fields": {
@@ -196,6 +198,11 @@ def map_vendor(vendor: Mapping[str, Any], mapping: OrganizationMapping) -> Desir
         hash=content_hash(payload),
         deleted=deleted,
     )
+
+
+def _lines(templates: Sequence[str], record: Mapping[str, Any], extra: Mapping[str, str]) -> str:
+    """Rendered lines joined with newlines; lines with nothing in them are left out."""
+    return "\n".join(x for x in (render(t, record, extra) for t in templates) if not blank(x))
 
 
 def desired_organizations(
