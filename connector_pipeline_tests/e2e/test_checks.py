@@ -78,3 +78,28 @@ def test_checks_pass_after_a_sync_and_catch_what_goes_wrong(sqlite_url: str) -> 
         assert not failed.passed
         assert failed.metadata["missing"].value == 1
         assert gone["external_id"] in failed.metadata["missing_sample"].value
+
+
+def test_external_ids_equal_but_for_case_fail_the_organization_check(sqlite_url: str) -> None:
+    with pipeline(sqlite_url) as p:
+        seed_vendors(p.sandboxes, vendors=5)
+        with p.sandboxes.intacct() as intacct:
+            intacct.post(
+                "/_sandbox/vendors",
+                json={
+                    "vendors": [
+                        {"VENDORID": "vcase-15", "NAME": "Lower Case Ltd"},
+                        {"VENDORID": "VCASE-15", "NAME": "Upper Case Ltd"},
+                    ]
+                },
+            ).raise_for_status()
+        p.materialize([intacct_vendors, zendesk_organizations])
+
+        # The older record has the organization; the other is not silently merged into it.
+        external_ids = [o.get("external_id") for o in p.organizations()]
+        assert "vcase-15" in external_ids and "VCASE-15" not in external_ids
+        check = check_results(p)["zendesk_organizations:every_active_vendor_has_one_organization"]
+        assert not check.passed
+        assert check.metadata["external_id_collisions"].value == 1
+        assert check.metadata["collision_sample"].value == "VCASE-15 / vcase-15"
+        assert "'VCASE-15'" in str(check.description) and "'vcase-15'" in str(check.description)
