@@ -506,6 +506,7 @@ class StagingStore:
             webhook_inbox,
             sync_cursors,
             quarantine,
+            intacct_hints,
         )
         return {t.name: self.count(t) for t in tables}
 
