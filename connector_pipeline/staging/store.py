@@ -46,6 +46,7 @@ from tenacity import retry, retry_if_exception, stop_after_delay, wait_random
 
 from connector_pipeline import settings
 from connector_pipeline.staging.schema import (
+    intacct_hints,
     intacct_vendors,
     quarantine,
     sync_cursors,
