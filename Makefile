@@ -9,14 +9,16 @@ export DAGSTER_HOME ?= $(ML_CONNECTOR_HOME)/dagster
 
 .PHONY: install test demo bench lint clean
 
-# uv (from PyPI, into the venv itself) resolves and installs the ~150 dependencies in
-# parallel: a cold install takes well under a minute instead of about four with pip.
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
+
+# uv (from PyPI, into the venv itself) resolves and installs the ~150 dependencies in
+# parallel: a cold install takes well under a minute instead of about four with pip.
+$(BIN)/uv: | $(BIN)/python
 	$(BIN)/pip install --quiet uv
 
 # Reinstall only when the dependency list changes.
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml | $(BIN)/uv
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
 	touch $(STAMP)
 
