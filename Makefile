@@ -27,10 +27,11 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
+# DB=postgres: the production shape (Postgres for the ledger and Dagster's storage,
+# dagster-webserver and dagster-daemon as separate processes).
+DB ?= sqlite
 demo: $(STAMP)
-	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/ml-connector demo
+	$(BIN)/ml-connector demo --db $(DB)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all $(BENCH)

@@ -157,7 +157,12 @@ def status_command(url: str | None, dagster_home: Path | None) -> None:
     finally:
         store.dispose()
     home = dagster_home or _dagster_home()
-    runs = _last_materializations(home) if home is not None else None
+    runs: list[AssetRun] | str | None = None
+    if home is not None:
+        try:
+            runs = _last_materializations(home)
+        except Exception as exc:  # e.g. Postgres storage whose variables are not set here
+            runs = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     click.echo(render_status(status, runs))
 
 

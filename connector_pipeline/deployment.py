@@ -65,3 +65,26 @@ def start_daemon(env: Mapping[str, str]) -> subprocess.Popen[bytes]:
         cwd=REPO_ROOT,
         start_new_session=True,
     )
+
+
+def database_url(server_url: str, name: str, *, fresh: bool) -> str:
+    """The URL of database `name` on the server of `server_url`, created when missing; with
+    `fresh`, dropped and created empty first."""
+    from sqlalchemy import create_engine, text
+
+    from connector_pipeline.staging.store import normalize_url
+
+    base = make_url(normalize_url(server_url))
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            if fresh:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+            ).first()
+            if not exists:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)

@@ -130,7 +130,9 @@ class AssetRun:
     at: datetime | None
 
 
-def render_status(status: LedgerStatus, runs: Sequence[AssetRun] | None) -> str:
+def render_status(status: LedgerStatus, runs: Sequence[AssetRun] | str | None) -> str:
+    """The status as text; `runs` is None without a Dagster instance, or the reason it
+    could not be read."""
     now = status.now
     out = [
         f"ledger       {status.url}",
@@ -143,7 +145,8 @@ def render_status(status: LedgerStatus, runs: Sequence[AssetRun] | None) -> str:
     if not status.cursors:
         out.append("  (none yet: nothing has run against this ledger)")
     for name, (value, updated) in sorted(status.cursors.items()):
-        out.append(f"  {name:<44}{value:<28} {age_text(updated, now)} ago")
+        out.append(f"  {name}  ({age_text(updated, now)} ago)")
+        out.append(f"      {value}")
     out += ["", f"quarantine: {status.quarantined:,} open"]
     for g in status.quarantine:
         out.append(f"  {g.count:>6}  {g.kind:<18}{g.reason}")
@@ -155,7 +158,9 @@ def render_status(status: LedgerStatus, runs: Sequence[AssetRun] | None) -> str:
         when = f"{age_text(e.at, now)} ago" if e.at else "?"
         out.append(f"  {e.table}:{e.key}  ({when})  {e.error.splitlines()[0][:160]}")
     out += ["", "last successful materialization per asset"]
-    if runs is None:
+    if isinstance(runs, str):
+        out.append(f"  (could not read the Dagster instance: {runs})")
+    elif runs is None:
         out.append("  (no Dagster instance found: set DAGSTER_HOME)")
     else:
         for r in runs:
