@@ -15,6 +15,7 @@ def test_dagster_yaml_template_loads_with_queue_pools_and_monitoring(tmp_path: P
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         concurrency = instance.get_concurrency_config()
         assert concurrency.pool_config.default_pool_limit == 1  # intacct_api stays at 1
+        assert concurrency.run_queue_config is not None
         assert concurrency.run_queue_config.max_concurrent_runs == 4
         assert instance.run_monitoring_enabled
         assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] > 0

@@ -46,7 +46,11 @@ LATE_VENDORS = [
 
 
 def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
-    events = [e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == asset]
+    events = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key is not None and e.asset_key.path[-1] == asset
+    ]
     return {k: v.value for k, v in events[-1].materialization.metadata.items()}
 
 

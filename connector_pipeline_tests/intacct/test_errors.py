@@ -147,4 +147,5 @@ def test_http_answers_are_classified(
     if status == 503 and write:
         assert not isinstance(info.value, IntacctWriteOutcomeUnknown)
     if status == 400:
+        assert isinstance(info.value, IntacctError)
         assert not info.value.retryable

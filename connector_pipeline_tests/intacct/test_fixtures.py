@@ -12,6 +12,7 @@ from lxml import etree
 from connector_pipeline.intacct import (
     IntacctAuthError,
     IntacctControlError,
+    IntacctError,
     IntacctResultError,
     IntacctSessionInvalid,
     parse_response,
@@ -64,6 +65,7 @@ def test_failures_raise_the_right_error(name: str) -> None:
     with pytest.raises(exc_type) as info:
         parse_response(_read(name))
     assert type(info.value) is exc_type
+    assert isinstance(info.value, IntacctError)
     assert len(info.value.errors) == count
     assert text in info.value.errors[0].description2
     assert info.value.errors[0].errorno.startswith("XL0300000")

@@ -103,7 +103,7 @@ def test_claims_are_batches_oldest_first_and_exclusive(store: StagingStore) -> N
 
 def test_max_id_bounds_a_claim(store: StagingStore) -> None:
     ids = [store.append_inbox(_event(n)).id for n in range(5)]
-    assert ids[2] is not None
+    assert ids[0] is not None and ids[2] is not None
     assert [r.id for r in store.claim_inbox(10, max_id=ids[2])] == ids[:3]
     assert store.inbox_pending_ids(after_id=ids[0]) == ids[1:]
     assert store.inbox_pending_ids(limit=2) == ids[:2]
@@ -150,6 +150,7 @@ def test_release_makes_rows_claimable_with_their_error(store: StagingStore) -> N
     }
     again = store.claim_inbox(10)  # long lease: only released rows come back
     assert [(r.id, r.attempts) for r in again] == [(ids[0], 2), (ids[1], 2)]
+    assert ids[2] is not None
     store.mark_inbox_processed([r.id for r in again] + [ids[2]])
     assert _errors(store) == dict.fromkeys(ids)  # processing clears the error
     assert store.inbox_stats()["pending"] == 0

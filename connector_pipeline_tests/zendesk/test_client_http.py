@@ -274,7 +274,7 @@ def test_json_suffix_is_optional(zendesk: RunningSandbox) -> None:
 
 
 def test_a_2xx_maintenance_page_is_retried() -> None:
-    answers = [
+    answers: list[tuple[int, bytes, dict[str, str]]] = [
         (200, b"<html><title>Maintenance</title></html>", {}),
         (200, b'{"organizations": [{"id": 7}]}', {}),
     ]
