@@ -45,6 +45,7 @@ def sign(secret: str, body: bytes, timestamp: str) -> str:
     digest = hmac.new(secret.encode("utf-8"), timestamp.encode("utf-8") + body, hashlib.sha256)
     return base64.b64encode(digest.digest()).decode("ascii")
 
+
 EVENT_PREFIX = "zen:event-type:"
 # REST field -> ticket event type fired when it changes.
 FIELD_EVENTS = {
@@ -61,6 +62,7 @@ FIELD_EVENTS = {
     "description": "ticket.description_changed",
     "due_at": "ticket.task_due_at_changed",
 }
+SUBSCRIBED_EVENTS = ("ticket.created", *FIELD_EVENTS.values(), "ticket.soft_deleted")
 _ENUM_FIELDS = ("status", "priority", "type")
 _ID_FIELDS = ("organization_id", "requester_id", "submitter_id", "assignee_id", "group_id")
 
