@@ -4,7 +4,9 @@ VENDOR: the field list of the live `lookup` answer lookup_vendor_data_element_li
 (../shared/fixtures/intacct), which agrees with and completes the list in
 reference/intacct-api.md ("VENDOR object"). CUSTOMER: the live `inspect` answer
 inspect_customer_detail_live.xml (no CUSTOMER `lookup` recording exists; inspect's
-externalDataName types are mapped to lookup's DATATYPE names). Third-party clients
+externalDataName types are mapped to lookup's DATATYPE names), plus GLGRPKEY, which that
+2016 recording predates but VENDOR's live lookup has and sageintacctsdk's default CUSTOMER
+field list asks for (so it is assumed present on CUSTOMER too). Third-party clients
 (e.g. fylein's sageintacctsdk) ask for these fields by name, so the sandbox must accept
 every one of them.
 
@@ -175,6 +177,7 @@ CONTACTKEY:I SHIPTOKEY:I BILLTOKEY:I CUSTREPKEY:I SHIPVIAKEY:I TERRITORYKEY:T TE
 ACCOUNTLABELKEY:I ACCOUNTKEY:I CUSTTYPEKEY:I PRICESCHEDULEKEY:T OFFSETGLACCOUNTNO:T
 OFFSETGLACCOUNTNOTITLE:T MEGAENTITYKEY:I~ MEGAENTITYID:T~ MEGAENTITYNAME:T~
 RECORD_URL:T~
+GLGRPKEY:I
 """
 )
 
