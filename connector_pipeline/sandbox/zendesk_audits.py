@@ -87,7 +87,15 @@ def audit(
         "created_at": iso(now),
         "author_id": author,
         "metadata": {
-            "system": {"client": user_agent, "ip_address": "127.0.0.1"},
+            # The sandbox has no geolocation: loopback and fixed coordinates, in the
+            # recorded shape.
+            "system": {
+                "client": user_agent,
+                "ip_address": "127.0.0.1",
+                "location": "Loopback",
+                "latitude": 0.0,
+                "longitude": 0.0,
+            },
             "custom": {},
         },
         "events": events,

@@ -46,7 +46,13 @@ def router(sandbox: ZendeskSandbox) -> APIRouter:
             found = state.organizations_by(ids=[int(i) for i in id_list], external_ids=ext_list)
         except ValueError as exc:
             raise not_found() from exc
-        return {"organizations": found}
+        # Offset-style envelope, as recorded (organizations_show_many_one_id.json).
+        return {
+            "organizations": found,
+            "next_page": None,
+            "previous_page": None,
+            "count": len(found),
+        }
 
     @router.get("/organizations/search")
     def search_organizations(external_id: str | None = None, name: str | None = None) -> dict:
