@@ -435,6 +435,7 @@ def test_counts_searches_exports_and_webhooks_list(sandbox: RunningSandbox) -> N
     assert [h["endpoint"] for h in hooks["webhooks"]] == ["http://127.0.0.1:9/hook"]
 
 
+_JOBS = test_create_many_queued_working_completed
 RECORDED = {
     "error_400_too_many_values.json": test_error_400_too_many_values,
     "error_401_couldnt_authenticate.json": test_error_401_couldnt_authenticate,
@@ -443,12 +444,12 @@ RECORDED = {
     "error_422_duplicate_value.json": test_error_422_duplicate_value,
     "error_422_record_invalid.json": test_error_422_record_invalid,
     "error_429_incremental_export_rate_limit.json": test_error_429_incremental_export_rate_limit,
-    "job_status_completed_create_many_organizations.json": test_create_many_queued_working_completed,
-    "job_status_working.json": test_create_many_queued_working_completed,
+    "job_status_completed_create_many_organizations.json": _JOBS,
+    "job_status_working.json": _JOBS,
     "organization_create_201.json": test_organization_create_201,
     "organization_field_create_201.json": test_organization_field_create_201,
     "organization_fields_list_offset_page.json": test_organization_fields_list_offset_page,
-    "organizations_create_many_job_status_queued.json": test_create_many_queued_working_completed,
+    "organizations_create_many_job_status_queued.json": _JOBS,
     "organizations_list_cursor_page.json": test_organizations_list_cursor_page,
     "organizations_show_many_50_ids.json": test_organizations_show_many,
     "organizations_show_many_one_id.json": test_organizations_show_many,
