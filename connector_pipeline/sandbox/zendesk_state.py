@@ -1,10 +1,11 @@
 """What the sandbox Zendesk holds and the rules it enforces, apart from HTTP.
 
 Organizations (unique trimmed case-insensitive names, unique case-insensitive external ids,
-ids above 2**32), bulk jobs that move queued -> working -> completed after a delay and are
-applied in submission order when they complete, tickets with the real field set and a
-`generated_timestamp`, the incremental-export cursor, and request/write counters. All of it
-is guarded by one lock: FastAPI runs sync handlers in a thread pool.
+ids above 2**32, organization field values checked by `zendesk_org_fields`), the bulk
+jobs that write them (queued in `zendesk_jobs`), tickets with the real field set and a
+`generated_timestamp`, the incremental exports, and request/write counters (limits in
+`zendesk_rate`). All of it is guarded by one lock: FastAPI runs sync handlers in a thread
+pool.
 """
 
 from __future__ import annotations
