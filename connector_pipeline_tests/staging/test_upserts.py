@@ -11,7 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import StatementError
 
 from connector_pipeline import settings
-from connector_pipeline.staging import VENDOR_DELETED, StagingStore, UpsertCounts
+from connector_pipeline.domain import DELETED
+from connector_pipeline.staging import StagingStore, UpsertCounts
 from connector_pipeline.staging.schema import intacct_vendors
 from connector_pipeline_tests.staging.factories import content_hash, ticket_row, vendor_row
 
@@ -128,7 +129,7 @@ def test_vendors_gone_from_intacct_are_marked_and_restored_if_read_again(
     assert store.mark_vendors_deleted("VENDOR", [2, 4]) == 2
     assert store.mark_vendors_deleted("CUSTOMER", [1]) == 0  # other source object
     statuses = store.vendor_statuses("VENDOR")
-    assert statuses == {1: "active", 2: VENDOR_DELETED, 3: "active", 4: VENDOR_DELETED, 5: "active"}
+    assert statuses == {1: "active", 2: DELETED, 3: "active", 4: DELETED, 5: "active"}
     # Read again with the very same content, a record is staged again, not skipped.
     assert store.upsert_vendors([rows[1]]) == UpsertCounts(new=0, changed=1, unchanged=0)
     assert store.vendor_statuses("VENDOR")[2] == "active"
@@ -242,6 +243,50 @@ def test_ticket_links_upsert(store: StagingStore) -> None:
     # Only a key: inserts once, then does nothing; the count is of distinct links.
     assert store.upsert_ticket_links([{"ticket_id": 2}, {"ticket_id": 2}]) == 1
     assert store.ticket_links([2])[2]["record_id"] is None
+
+
+def test_tickets_to_load_follows_content_not_clocks(store: StagingStore) -> None:
+    """A version staged while another run was writing the older one is still owed, even
+    though that run recorded its write later than the new version was staged."""
+    v1 = ticket_row(7, version=1)
+    store.upsert_tickets([v1])
+    assert [t["ticket_id"] for t in store.tickets_to_load()] == [7]
+    v2 = ticket_row(7, version=2, subject="Changed meanwhile")
+    store.upsert_tickets([v2])  # staged before the write of v1 is recorded
+    store.upsert_ticket_links(
+        [
+            {
+                "ticket_id": 7,
+                "record_id": "zd_ticket:1",
+                "written_hash": "record-of-v1",
+                "staged_hash": v1["content_hash"],
+                "written_at": datetime.now(UTC) + timedelta(minutes=5),
+            }
+        ]
+    )
+    assert [t["content_hash"] for t in store.tickets_to_load()] == [v2["content_hash"]]
+    store.upsert_ticket_links([{"ticket_id": 7, "staged_hash": v2["content_hash"]}])
+    assert store.tickets_to_load() == []
+    assert [t["ticket_id"] for t in store.tickets_to_load(full=True)] == [7]
+
+
+def test_tickets_to_load_retries_failures_and_links_from_before_the_staged_hash(
+    store: StagingStore,
+) -> None:
+    store.upsert_tickets([ticket_row(1), ticket_row(2), ticket_row(3)])
+    store.upsert_ticket_links(
+        [
+            {"ticket_id": 1, "last_error": "invalid"},  # failed, never written
+            {"ticket_id": 2, "record_id": "zd_ticket:2", "written_hash": "h"},  # older link
+            {
+                "ticket_id": 3,
+                "record_id": "zd_ticket:3",
+                "written_hash": "h",
+                "staged_hash": ticket_row(3)["content_hash"],
+            },
+        ]
+    )
+    assert [t["ticket_id"] for t in store.tickets_to_load()] == [1, 2]
 
 
 def test_quarantine_attempts_resolve_and_reopen(store: StagingStore) -> None:
