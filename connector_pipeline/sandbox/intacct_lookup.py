@@ -46,7 +46,12 @@ def lookup_data(definition: ObjectDef) -> etree._Element:
     relationships = sub(type_el, "Relationships")
     for related_by, target in definition.relationships.items():
         rel = sub(relationships, "Relationship")
-        sub(rel, "OBJECTPATH", f"R{target}" if definition.custom else target)
+        # Custom objects: the path as the reference documents it for a custom object
+        # related to CUSTOMER (`R_attendee_customer`); the object name upper case as the
+        # live APBILL lookup shows its VENDOR relationship. Where the two sources speak of
+        # different objects, each is followed for the part it shows.
+        path = f"R_{definition.name.lower()}_{target.lower()}" if definition.custom else target
+        sub(rel, "OBJECTPATH", path)
         sub(rel, "OBJECTNAME", target)
         sub(rel, "LABEL", target.title())
         sub(rel, "RELATIONSHIPTYPE", "MANY2ONE")
