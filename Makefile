@@ -24,7 +24,10 @@ $(STAMP): pyproject.toml | $(BIN)/uv
 
 install: $(STAMP)
 
+# The layering of DESIGN.md is a contract (pyproject [tool.importlinter]): CI fails on a
+# violation before any test runs.
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # DB=postgres: the production shape (Postgres for the ledger and Dagster's storage,

@@ -186,7 +186,11 @@ def demo_command(
     with run_sandboxes(
         intacct_port=intacct_port,
         zendesk_port=zendesk_port,
-        intacct_config=intacct_sandbox.IntacctSandboxConfig(),
+        # Vendor edits reach Zendesk in seconds: the Intacct sandbox posts outbound webhooks
+        # to the receiver, whose deliveries wake vendor_sync (docs/intacct-webhooks.md).
+        intacct_config=intacct_sandbox.IntacctSandboxConfig(
+            trigger_url=f"http://127.0.0.1:{webhook_port}{settings.INTACCT_WEBHOOK_PATH}"
+        ),
         zendesk_config=zendesk_config,
     ) as sandboxes:
         try:
@@ -223,7 +227,11 @@ def demo_command(
             )
             _wait_healthy(f"http://127.0.0.1:{webhook_port}/healthz", children[-1])
             if traffic_interval > 0:
-                traffic = LiveTraffic(sandboxes.zendesk_url, interval_s=traffic_interval)
+                traffic = LiveTraffic(
+                    sandboxes.zendesk_url,
+                    interval_s=traffic_interval,
+                    intacct_url=sandboxes.intacct_url,
+                )
                 traffic.start()
             if postgres:
                 # The production shape: webserver and daemon as processes of their own.

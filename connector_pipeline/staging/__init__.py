@@ -1,7 +1,6 @@
 """The ledger: staging tables, migrations and the store that reads and writes them."""
 
 from connector_pipeline.staging.store import (
-    VENDOR_DELETED,
     InboxAppend,
     InboxBacklog,
     InboxEvent,
@@ -10,16 +9,12 @@ from connector_pipeline.staging.store import (
     QuarantineItem,
     StagingStore,
     TicketLinkRow,
-    TicketRow,
     UpsertCounts,
     VendorLinkRow,
-    VendorRow,
     utcnow,
-    vendor_rank,
 )
 
 __all__ = [
-    "VENDOR_DELETED",
     "InboxAppend",
     "InboxBacklog",
     "InboxEvent",
@@ -28,10 +23,7 @@ __all__ = [
     "QuarantineItem",
     "StagingStore",
     "TicketLinkRow",
-    "TicketRow",
     "UpsertCounts",
     "VendorLinkRow",
-    "VendorRow",
     "utcnow",
-    "vendor_rank",
 ]

@@ -10,9 +10,10 @@ from connector_pipeline.cli import main
 from connector_pipeline.defs.checks import ALL_CHECKS
 from connector_pipeline.defs.tickets import intacct_ticket_records, zendesk_tickets
 from connector_pipeline.defs.vendors import intacct_vendors, zendesk_organizations
+from connector_pipeline.flows.organizations import QUARANTINE_EXTERNAL_ID
 from connector_pipeline.sandbox.scenario import seed_tickets, seed_vendors
 from connector_pipeline_tests.e2e.harness import Pipeline, pipeline
-from connector_pipeline_tests.e2e.test_full_sync import ticket_range_tags
+from connector_pipeline_tests.e2e.test_full_sync import metadata, ticket_range_tags
 
 ASSETS = [intacct_vendors, zendesk_organizations, zendesk_tickets, intacct_ticket_records]
 
@@ -103,3 +104,14 @@ def test_external_ids_equal_but_for_case_fail_the_organization_check(sqlite_url:
         assert check.metadata["external_id_collisions"].value == 1
         assert check.metadata["collision_sample"].value == "VCASE-15 / vcase-15"
         assert "'VCASE-15'" in str(check.description) and "'vcase-15'" in str(check.description)
+
+        # It waits in quarantine, naming both records, until one of them is renamed.
+        [item] = p.store.quarantine_list(QUARANTINE_EXTERNAL_ID)
+        assert "'VCASE-15'" in item.reason and "'vcase-15'" in item.reason
+        gateway = p.sandboxes.intacct_app.state.sandbox.gateway
+        record = gateway.find_by_id("VENDOR", "VCASE-15")
+        gateway.touch("VENDOR", record, {"VENDORID": "VCASE-16"}, scenario=True)
+        result = p.materialize([intacct_vendors, zendesk_organizations])
+        assert metadata(result, "zendesk_organizations")["external_id_collisions"] == 0
+        assert p.store.quarantine_list(QUARANTINE_EXTERNAL_ID) == []
+        assert "VCASE-16" in [o.get("external_id") for o in p.organizations()]
