@@ -89,8 +89,8 @@ def db_upgrade(url: str | None) -> None:
 @click.option(
     "--kind",
     default=None,
-    help="Only this kind: intacct_record, organization, zendesk_ticket, webhook_event, "
-    "ticket_record or ticket_unmatched.",
+    help="Only this kind: intacct_record, organization, external_id_collision, "
+    "zendesk_ticket, webhook_event, ticket_record or ticket_unmatched.",
 )
 @click.option("--url", default=None, help=URL_HELP)
 def db_quarantine(kind: str | None, url: str | None) -> None:

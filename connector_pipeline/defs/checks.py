@@ -26,6 +26,7 @@ from connector_pipeline.defs.vendors import (
     watermark_cursor,
     zendesk_organizations,
 )
+from connector_pipeline.flows.organizations import QUARANTINE_EXTERNAL_ID
 from connector_pipeline.staging import utcnow
 from connector_pipeline.status import (
     open_quarantine,
@@ -177,7 +178,7 @@ def vendor_freshness_check() -> dg.AssetChecksDefinition:
 ALL_CHECKS = [
     organization_checks,
     quarantine_check(intacct_vendors, [QUARANTINE_SOURCE]),
-    quarantine_check(zendesk_organizations, [QUARANTINE_ORGANIZATION]),
+    quarantine_check(zendesk_organizations, [QUARANTINE_ORGANIZATION, QUARANTINE_EXTERNAL_ID]),
     quarantine_check(zendesk_tickets, [QUARANTINE_TICKET]),
     quarantine_check(zendesk_ticket_events, [QUARANTINE_EVENT]),
     # Unmatched tickets are quarantined too: counted here, as in the CLI.
