@@ -64,6 +64,11 @@ class IntacctAuthError(IntacctError):
     """Authentication failed: bad user login or an unauthorised sender. Not retried."""
 
 
+class IntacctSenderAuthError(IntacctControlError, IntacctAuthError):
+    """The Web Services sender was refused: wrong sender id or password, or a sender the
+    company has not authorized. Not retried."""
+
+
 class IntacctSessionInvalid(IntacctAuthError):
     """The session expired or was revoked; a new getAPISession fixes it."""
 
@@ -96,6 +101,17 @@ class IntacctRateLimited(IntacctTransientError):
         super().__init__(message, errors, control_id=control_id, http_status=http_status)
 
 
+class IntacctRetryAfterTooLong(IntacctRateLimited):
+    """HTTP 429 whose Retry-After exceeds `settings.RETRY_AFTER_MAX_S` (`inf`, a far-future
+    date): neither the client nor a Dagster step waits that long."""
+
+    retryable = False
+
+
+class IntacctDeadlineExceeded(IntacctTransientError):
+    """A read's answer did not arrive in full within the request's overall deadline."""
+
+
 class IntacctWriteOutcomeUnknown(IntacctTransientError):
     """A write was sent but its answer was lost (timeout, 524, reset, garbled body).
 
@@ -125,11 +141,19 @@ def _rx(pattern: str) -> re.Pattern[str]:
 
 # Order matters: the first matching rule wins. Text rules see description, description2
 # and correction joined. Sources: reference/intacct-api.md, section 3 error catalogue.
+_SENDER_TEXT = _rx(
+    r"partner id or password|invalid web services authorization|"
+    r"not authorized to make web services requests"
+)
 _AUTH_RULES = (
     _Rule(IntacctSessionInvalid, "XL03000006", _rx(r"^\s*invalid session")),
+    _Rule(IntacctSenderAuthError, None, _SENDER_TEXT),
     _Rule(IntacctAuthError),
 )
 _CONTROL_RULES = (
+    _Rule(IntacctSenderAuthError, None, _SENDER_TEXT),
+    # The gateway's own 401 with an XML body: the user sign-in, reported at control level.
+    _Rule(IntacctAuthError, None, _rx(r"sign-in information is incorrect")),
     _Rule(IntacctRateLimited, "GW-0010"),
     _Rule(IntacctRateLimited, None, _rx(r"API rate limit exceeded")),
     _Rule(IntacctTransientError, None, _rx(r"try again later|temporarily off-?line")),
@@ -168,3 +192,19 @@ def error_detail(
         description2=unquote(description2).strip(),
         correction=correction.strip(),
     )
+
+
+def credential_fix(exc: IntacctError) -> str | None:
+    """One line naming what to fix for a credential failure; None for other failures."""
+    if isinstance(exc, IntacctSenderAuthError):
+        return (
+            "Intacct refused the Web Services sender: check INTACCT_SENDER_ID and "
+            "INTACCT_SENDER_PASSWORD, and that the company authorizes this sender (Company > "
+            "Setup > Company > Security > Web Services authorizations)"
+        )
+    if isinstance(exc, IntacctAuthError) and not isinstance(exc, IntacctSessionInvalid):
+        return (
+            "Intacct refused the sign-in: check INTACCT_USER_ID, INTACCT_USER_PASSWORD and "
+            "INTACCT_COMPANY_ID (repeated failures lock the user out)"
+        )
+    return None
