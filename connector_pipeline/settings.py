@@ -234,3 +234,23 @@ CURSOR_STALE_AFTER_S = 6 * 3600
 QUARANTINE_WARN_THRESHOLD = 0
 # Rows shown in the markdown preview of a run's changes.
 PREVIEW_ROWS = 25
+
+# ---------------------------------------------------------------- Intacct outbound webhooks
+# Platform Trigger deliveries (Intacct 2025 R2) are hints: each only wakes the incremental
+# vendor read, and nothing a delivery carries is stored (DESIGN decision 13).
+INTACCT_WEBHOOK_PATH = "/webhooks/intacct"
+ENV_INTACCT_WEBHOOK_CLIENT_ID = "INTACCT_WEBHOOK_CLIENT_ID"
+# The key the bearer JWT is verified with: the application's client secret for HS256, or a
+# PEM public key for RS256/ES256. UNCONFIRMED which one Sage uses (docs/intacct-webhooks.md).
+ENV_INTACCT_WEBHOOK_KEY = "INTACCT_WEBHOOK_KEY"
+ENV_INTACCT_WEBHOOK_ALGORITHMS = "INTACCT_WEBHOOK_ALGORITHMS"  # comma-separated
+INTACCT_WEBHOOK_DEFAULT_ALGORITHMS = ("HS256",)
+INTACCT_WEBHOOK_TRUSTED_CONTEXT_HEADER = "X-Trusted-Context"
+# UNCONFIRMED header name of the idempotency key; both common spellings are read.
+INTACCT_WEBHOOK_IDEMPOTENCY_HEADERS = ("Idempotency-Key", "X-Idempotency-Key")
+# A token issued longer ago than this is stale (a replay); clocks may differ by the leeway.
+INTACCT_WEBHOOK_MAX_AGE_S = 300.0
+INTACCT_WEBHOOK_LEEWAY_S = 30.0
+INTACCT_WEBHOOK_MAX_BODY_BYTES = 256 * 1024
+# How often the hint sensor looks for deliveries: the floor of the edit-to-Zendesk latency.
+INTACCT_HINT_SENSOR_INTERVAL_S = 2

@@ -364,15 +364,23 @@ def _record_outcomes(
             row["record_id"] = record_id
         if error is None:
             row["written_hash"] = w.hash
+            row["staged_hash"] = w.staged_hash
             row["written_at"] = now
         else:
             failed.append((str(ticket_id), error, w.record))
         rows.append(row)
     # Deleted before ever being written: remember that nothing is owed to Intacct.
     rows += [
-        {"ticket_id": t, "written_hash": content_hash({"deleted_unwritten": t}), "written_at": now}
-        for t in plan.deleted_unwritten
+        {
+            "ticket_id": t,
+            "written_hash": content_hash({"deleted_unwritten": t}),
+            "staged_hash": staged,
+            "written_at": now,
+        }
+        for t, staged in plan.deleted_unwritten.items()
     ]
+    # Already written as they would be now: only note which staged content that covers.
+    rows += [{"ticket_id": t, "staged_hash": staged} for t, staged in plan.settled.items()]
     written = [str(t) for t, (_, error) in outcomes.items() if error is None]
     with store.transaction() as conn:
         store.upsert_ticket_links(rows, conn=conn)

@@ -87,6 +87,11 @@ ticket_record_links = Table(
     Column("record_id", String(64), nullable=True),
     Column("vendor_id", String(128), nullable=True),
     Column("written_hash", String(64), nullable=True),
+    # The content hash of the staged ticket row the last successful write carried. What
+    # must be written next is decided by comparing it with the row staged now, never by
+    # comparing the clocks of different runs (a run that stages a newer version while
+    # another is still writing the older one would otherwise be skipped).
+    Column("staged_hash", String(64), nullable=True),
     Column("written_at", UTCDateTime, nullable=True),
     Column("last_error", Text, nullable=True),
 )
@@ -136,4 +141,17 @@ quarantine = Table(
     Column("last_seen", UTCDateTime, nullable=False),
     Column("resolved_at", UTCDateTime, nullable=True),
     Index(None, "resolved_at", "kind"),
+)
+
+# Verified Intacct outbound webhook deliveries: hints that something changed. Nothing a
+# delivery carries is kept but its idempotency key (retries of one delivery repeat it).
+# A hint is consumed once a vendor read that started after it has succeeded.
+intacct_hints = Table(
+    "intacct_hints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("idempotency_key", String(128), nullable=True, unique=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("consumed_at", UTCDateTime, nullable=True),
+    Index(None, "consumed_at", "received_at"),
 )

@@ -104,6 +104,7 @@ class TicketLinkRow(TypedDict, total=False):
     record_id: str | None
     vendor_id: str | None
     written_hash: str | None
+    staged_hash: str | None  # content_hash of the staged row the write carried
     written_at: datetime | None
     last_error: str | None
 
@@ -591,8 +592,13 @@ class StagingStore:
     def tickets_to_load(
         self, *, full: bool = False, conn: Connection | None = None
     ) -> list[dict[str, Any]]:
-        """Staged tickets an Intacct load must consider: never written, failed, or staged
-        again since they were last written. `full` returns every staged ticket."""
+        """Staged tickets an Intacct load must consider: never written, failed, or whose
+        staged content is not the content the last write carried. `full` returns every
+        staged ticket.
+
+        The choice rests on content, not time: a version staged while another run was
+        still writing an older one differs from the `staged_hash` that run records, so it
+        is picked up by the next load whatever the clocks say."""
         t, link = zendesk_tickets, ticket_record_links
         query = (
             select(t)
@@ -603,9 +609,9 @@ class StagingStore:
             query = query.where(
                 or_(
                     link.c.ticket_id.is_(None),
-                    link.c.written_at.is_(None),
                     link.c.written_hash.is_(None),
-                    t.c.staged_at > link.c.written_at,
+                    link.c.staged_hash.is_(None),
+                    link.c.staged_hash != t.c.content_hash,
                 )
             )
         with self._read(conn) as c:

@@ -153,15 +153,23 @@ class PlannedRecord:
     hash: str
     vendor_id: str
     record_id: str | None  # known Intacct record id: update; None: look up, then create
+    staged_hash: str  # content_hash of the staged row this record was mapped from
 
 
 @dataclass
 class TicketRecordPlan:
     writes: list[PlannedRecord] = field(default_factory=list)
     unmatched: dict[int, str] = field(default_factory=dict)
-    unchanged: int = 0
-    # Deleted before they were ever written: nothing to record in Intacct.
-    deleted_unwritten: list[int] = field(default_factory=list)
+    # Tickets whose record is already written as it would be now: ticket id -> the staged
+    # content hash, recorded so the ticket is not considered again until it changes.
+    settled: dict[int, str] = field(default_factory=dict)
+    # Deleted before they were ever written: nothing to record in Intacct. Ticket id ->
+    # staged content hash, as for settled tickets.
+    deleted_unwritten: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def unchanged(self) -> int:
+        return len(self.settled)
 
 
 def plan_ticket_records(
@@ -181,7 +189,7 @@ def plan_ticket_records(
         link = links.get(ticket_id) or {}
         deleted = row["status"] == DELETED
         if deleted and not link.get("record_id"):
-            plan.deleted_unwritten.append(ticket_id)
+            plan.deleted_unwritten[ticket_id] = row["content_hash"]
             continue
         org_id = row.get("organization_id")
         vendor = vendor_by_org.get(int(org_id)) if org_id is not None else None
@@ -207,7 +215,7 @@ def plan_ticket_records(
         record = map_ticket(row["raw"], vendor.record_no, mapping)
         digest = content_hash(record)
         if link.get("written_hash") == digest and link.get("record_id"):
-            plan.unchanged += 1
+            plan.settled[ticket_id] = row["content_hash"]
             continue
         plan.writes.append(
             PlannedRecord(
@@ -216,6 +224,7 @@ def plan_ticket_records(
                 hash=digest,
                 vendor_id=vendor.vendor_id,
                 record_id=link.get("record_id"),
+                staged_hash=row["content_hash"],
             )
         )
     return plan

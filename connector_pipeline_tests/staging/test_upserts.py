@@ -244,6 +244,50 @@ def test_ticket_links_upsert(store: StagingStore) -> None:
     assert store.ticket_links([2])[2]["record_id"] is None
 
 
+def test_tickets_to_load_follows_content_not_clocks(store: StagingStore) -> None:
+    """A version staged while another run was writing the older one is still owed, even
+    though that run recorded its write later than the new version was staged."""
+    v1 = ticket_row(7, version=1)
+    store.upsert_tickets([v1])
+    assert [t["ticket_id"] for t in store.tickets_to_load()] == [7]
+    v2 = ticket_row(7, version=2, subject="Changed meanwhile")
+    store.upsert_tickets([v2])  # staged before the write of v1 is recorded
+    store.upsert_ticket_links(
+        [
+            {
+                "ticket_id": 7,
+                "record_id": "zd_ticket:1",
+                "written_hash": "record-of-v1",
+                "staged_hash": v1["content_hash"],
+                "written_at": datetime.now(UTC) + timedelta(minutes=5),
+            }
+        ]
+    )
+    assert [t["content_hash"] for t in store.tickets_to_load()] == [v2["content_hash"]]
+    store.upsert_ticket_links([{"ticket_id": 7, "staged_hash": v2["content_hash"]}])
+    assert store.tickets_to_load() == []
+    assert [t["ticket_id"] for t in store.tickets_to_load(full=True)] == [7]
+
+
+def test_tickets_to_load_retries_failures_and_links_from_before_the_staged_hash(
+    store: StagingStore,
+) -> None:
+    store.upsert_tickets([ticket_row(1), ticket_row(2), ticket_row(3)])
+    store.upsert_ticket_links(
+        [
+            {"ticket_id": 1, "last_error": "invalid"},  # failed, never written
+            {"ticket_id": 2, "record_id": "zd_ticket:2", "written_hash": "h"},  # older link
+            {
+                "ticket_id": 3,
+                "record_id": "zd_ticket:3",
+                "written_hash": "h",
+                "staged_hash": ticket_row(3)["content_hash"],
+            },
+        ]
+    )
+    assert [t["ticket_id"] for t in store.tickets_to_load()] == [1, 2]
+
+
 def test_quarantine_attempts_resolve_and_reopen(store: StagingStore) -> None:
     store.quarantine_add("organization", "V000001", "422 duplicate name", {"name": "Acme"})
     (item,) = store.quarantine_list("organization")

@@ -102,7 +102,7 @@ def test_plan_matches_vendors_and_reports_unmatched():
     assert set(plan.unmatched) == {2, 3, 4, 6}
     assert "not linked" in plan.unmatched[3] and "vendors only" in plan.unmatched[4]
     assert "V2, which is no longer in Intacct" in plan.unmatched[6]
-    assert plan.deleted_unwritten == [5]
+    assert list(plan.deleted_unwritten) == [5]
 
 
 def test_plan_skips_what_was_written_with_the_same_hash():
