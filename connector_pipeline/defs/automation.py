@@ -5,6 +5,7 @@ import os
 import dagster as dg
 
 from connector_pipeline import settings
+from connector_pipeline.defs.credentials import paused_by_credentials
 from connector_pipeline.defs.resources import StagingResource
 from connector_pipeline.defs.tickets import (
     intacct_ticket_records,
@@ -49,13 +50,18 @@ def _schedule_status() -> dg.DefaultScheduleStatus:
     return dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
 
 
-vendor_sync_schedule = dg.ScheduleDefinition(
+@dg.schedule(
     name="vendor_sync_every_15_minutes",
     job=vendor_sync_job,
     cron_schedule=os.environ.get(settings.ENV_VENDOR_SYNC_CRON, settings.DEFAULT_VENDOR_SYNC_CRON),
     default_status=_schedule_status(),
     execution_timezone="UTC",
 )
+def vendor_sync_schedule(
+    context: dg.ScheduleEvaluationContext, staging: StagingResource
+) -> dg.RunRequest | dg.SkipReason:
+    """Every 15 minutes, unless refused credentials pause automatic runs."""
+    return paused_by_credentials(staging) or dg.RunRequest()
 
 
 @dg.schedule(
@@ -65,21 +71,31 @@ vendor_sync_schedule = dg.ScheduleDefinition(
     default_status=_schedule_status(),
     execution_timezone="UTC",
 )
-def ticket_poll_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+def ticket_poll_schedule(
+    context: dg.ScheduleEvaluationContext, staging: StagingResource
+) -> dg.RunRequest | dg.SkipReason:
     """Poll the partition of the day the tick falls on (not the previous, complete day:
     this is the live poll), resuming from the live cursor."""
+    paused = paused_by_credentials(staging)
+    if paused:
+        return paused
     tick = context.scheduled_execution_time
     key = tick.strftime("%Y-%m-%d")
     return dg.RunRequest(run_key=f"ticket-poll-{tick.isoformat()}", partition_key=key)
 
 
-full_reconciliation_schedule = dg.ScheduleDefinition(
+@dg.schedule(
     name="nightly_full_reconciliation",
     job=full_reconciliation_job,
     cron_schedule=os.environ.get(settings.ENV_RECONCILE_CRON, settings.DEFAULT_RECONCILE_CRON),
     default_status=_schedule_status(),
     execution_timezone="UTC",
 )
+def full_reconciliation_schedule(
+    context: dg.ScheduleEvaluationContext, staging: StagingResource
+) -> dg.RunRequest | dg.SkipReason:
+    """Nightly, unless refused credentials pause automatic runs."""
+    return paused_by_credentials(staging) or dg.RunRequest()
 
 
 @dg.sensor(
@@ -99,6 +115,9 @@ def webhook_inbox_sensor(
     for; the run drains every unprocessed row, so a row committed out of id order is still
     picked up by the next run."""
     last = int(context.cursor or 0)
+    paused = paused_by_credentials(staging)
+    if paused:
+        return paused
     pending = staging.store.inbox_pending_ids(after_id=last)
     if not pending:
         return dg.SkipReason(f"no webhook deliveries after inbox id {last}")

@@ -167,7 +167,7 @@ def test_from_env_requires_a_target_and_credentials() -> None:
 )
 def test_subdomain_must_be_a_bare_subdomain(subdomain: str) -> None:
     env = {"ZENDESK_SUBDOMAIN": subdomain, "ZENDESK_OAUTH_TOKEN": "tok"}
-    with pytest.raises(ValueError, match="ZENDESK_SUBDOMAIN=.* is not a Zendesk subdomain"):
+    with pytest.raises(ValueError, match=r"ZENDESK_SUBDOMAIN=.* is not a Zendesk subdomain"):
         ZendeskClient.from_env(env)
 
 
