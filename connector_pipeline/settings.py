@@ -254,3 +254,6 @@ INTACCT_WEBHOOK_LEEWAY_S = 30.0
 INTACCT_WEBHOOK_MAX_BODY_BYTES = 256 * 1024
 # How often the hint sensor looks for deliveries: the floor of the edit-to-Zendesk latency.
 INTACCT_HINT_SENSOR_INTERVAL_S = 2
+# Run tags saying why a run was launched (filter the runs list by them).
+RUN_TAG_TRIGGER = "ml-connector/trigger"
+RUN_TAG_HINTS = "ml-connector/intacct-deliveries"

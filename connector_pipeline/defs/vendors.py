@@ -27,6 +27,7 @@ from connector_pipeline.staging import (
     VendorLinkRow,
     utcnow,
 )
+from connector_pipeline.staging.hints import HINT_READ_STARTED_CURSOR, IntacctHints
 from connector_pipeline.sync.vendors import (
     SOURCE_FIELDS,
     InvalidSourceRecord,
@@ -89,6 +90,10 @@ def intacct_vendors(
     A complete read (the first run, or full_refresh) also marks those gone from Intacct."""
     store = staging.store
     calls = CallCounter(intacct.client)
+    # Intacct deliveries that arrived before this read began are covered by it.
+    read_started = utcnow()
+    if not config.dry_run:
+        store.set_cursor(HINT_READ_STARTED_CURSOR, read_started.isoformat())
     counts = UpsertCounts()
     fetched = inactive = invalid = unstamped = deleted = deletions_withheld = 0
     watermarks: dict[str, str] = {}
@@ -160,8 +165,10 @@ def intacct_vendors(
                 if not config.dry_run:
                     # Touch the cursor even when nothing changed: freshness checks read it.
                     store.set_cursor(name, _dump_position(position))
+    hints_covered = 0 if config.dry_run else IntacctHints(store).consume_before(read_started)
     metadata: dict[str, Any] = {
         "fetched": fetched,
+        "intacct_deliveries_covered": hints_covered,
         "new": counts.new,
         "changed": counts.changed,
         "unchanged": counts.unchanged,

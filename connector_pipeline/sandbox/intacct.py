@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from connector_pipeline import settings
 from connector_pipeline.sandbox.faults import FaultInjector, FaultMiddleware, fault_router
 from connector_pipeline.sandbox.intacct_data import to_json
+from connector_pipeline.sandbox.intacct_envelope import rate_limited_body
 from connector_pipeline.sandbox.intacct_gateway import (
     DEFAULT_INTACCT_FAULTS,
     PROTOCOL_FAULTS,
@@ -110,7 +111,7 @@ def _rate_limited(retry_after: float | None) -> Response:
         # Whole seconds as HTTP requires, but never 0 for a real wait.
         headers["Retry-After"] = str(max(1, round(retry_after + 0.499)))
     return Response(
-        IntacctGateway.rate_limited_body(),
+        rate_limited_body(),
         status_code=429,
         media_type=settings.INTACCT_CONTENT_TYPE,
         headers=headers,

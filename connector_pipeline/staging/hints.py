@@ -14,6 +14,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from connector_pipeline.staging.schema import intacct_hints
 from connector_pipeline.staging.store import StagingStore, utcnow
 
+# When the latest vendor read began reading (ISO 8601, UTC): hints received before it are
+# covered by that read, later ones call for one more.
+HINT_READ_STARTED_CURSOR = "hints/vendor_read_started"
+
 
 @dataclass(frozen=True)
 class HintAppend:
