@@ -451,6 +451,11 @@ class IntacctClient:
                 self._session = None
 
     @property
+    def session_endpoint(self) -> str:
+        """The endpoint getAPISession returned (opens a session if needed)."""
+        return self._current_session().endpoint
+
+    @property
     def formatting(self) -> UserFormatting:
         """The API user's date format and time zone (opens a session if needed)."""
         if self._formatting is None:

@@ -526,6 +526,28 @@ class ZendeskClient:
                 return
             params = {"page[size]": page_size, "page[after]": meta["after_cursor"]}
 
+    # --- account: who we are, what is configured (read-only, for `ml-connector check`) ---
+
+    def show_me(self) -> dict[str, Any]:
+        """The authenticated user (`users/me`): its `role` says what the connector may do.
+        Zendesk answers an anonymous user (no id) to requests it could not authenticate."""
+        return dict(self._json("GET", f"{API}/users/me.json").get("user") or {})
+
+    def list_organization_fields(self) -> list[dict[str, Any]]:
+        """Every organization field definition (offset pages: the endpoint has no cursor)."""
+        fields: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"per_page": settings.ZENDESK_PAGE_SIZE, "page": 1}
+        while True:
+            data = self._json("GET", f"{API}/organization_fields.json", params=params)
+            fields.extend(data.get("organization_fields") or [])
+            if not data.get("next_page"):
+                return fields
+            params = {**params, "page": params["page"] + 1}
+
+    def list_webhooks(self) -> list[dict[str, Any]]:
+        """Every webhook of the account (admin only)."""
+        return list(self._iter_cursor_pages("webhooks", settings.ZENDESK_PAGE_SIZE))
+
     # --- job statuses ---
 
     def show_job_status(self, job_id: str) -> JobStatus:
