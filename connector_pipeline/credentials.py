@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from connector_pipeline import settings
-from connector_pipeline.intacct.errors import IntacctError
+from connector_pipeline.intacct.errors import IntacctAuthError, IntacctError
 from connector_pipeline.intacct.errors import credential_fix as intacct_fix
 from connector_pipeline.zendesk.errors import ZendeskAuthError
 
@@ -51,23 +52,41 @@ def fingerprint(system: str, environ: Mapping[str, str]) -> str:
     return digest.hex()
 
 
-def credential_failure(exc: BaseException) -> tuple[str, str] | None:
-    """(system, one line naming what to fix) when `exc` says a service refused the
-    credentials or the identity lacks permission; None for any other failure."""
+@dataclass(frozen=True)
+class Refusal:
+    """A service refused the credentials or the permission: retrying cannot help."""
+
+    system: str
+    fix: str  # one line naming what to change
+    # True for a refused sign-in: automatic runs pause (repeated sign-ins lock the user).
+    # A missing permission fails just as fast but locks nothing, so runs carry on.
+    pauses_runs: bool
+
+
+def credential_failure(exc: BaseException) -> Refusal | None:
+    """What to tell the user when `exc` says a service refused the credentials or the
+    identity lacks permission; None for any other failure."""
     if isinstance(exc, IntacctError):
         line = intacct_fix(exc)
-        return (INTACCT, line) if line else None
+        if line is None:
+            return None
+        return Refusal(INTACCT, line, pauses_runs=isinstance(exc, IntacctAuthError))
     if isinstance(exc, ZendeskAuthError):
         if exc.status == 403:
-            return ZENDESK, (
+            return Refusal(
+                ZENDESK,
                 "Zendesk refused the request for lack of permission: the user in "
                 f"{settings.ENV_ZENDESK_EMAIL} must be an admin (Admin Center > People > Team "
-                f"members), or {settings.ENV_ZENDESK_OAUTH_TOKEN} needs the read and write scopes"
+                f"members), or {settings.ENV_ZENDESK_OAUTH_TOKEN} needs the read and write "
+                "scopes",
+                pauses_runs=False,
             )
-        return ZENDESK, (
+        return Refusal(
+            ZENDESK,
             f"Zendesk refused the credentials: check {settings.ENV_ZENDESK_EMAIL} and "
             f"{settings.ENV_ZENDESK_API_TOKEN} (Admin Center > Apps and integrations > Zendesk "
-            f"API), or {settings.ENV_ZENDESK_OAUTH_TOKEN}"
+            f"API), or {settings.ENV_ZENDESK_OAUTH_TOKEN}",
+            pauses_runs=True,
         )
     return None
 

@@ -42,10 +42,9 @@ def rate_limits_as_retries() -> Iterator[None]:
     except (IntacctError, ZendeskError) as exc:
         refused = credential_failure(exc)
         if refused is not None:
-            system, line = refused
             raise dg.Failure(
-                description=line,
-                metadata={CREDENTIAL_FAILURE_KEY: system},
+                description=refused.fix,
+                metadata={CREDENTIAL_FAILURE_KEY: refused.system} if refused.pauses_runs else {},
                 allow_retries=False,
             ) from None
         if not isinstance(exc, (ZendeskRateLimited, IntacctRateLimited)):

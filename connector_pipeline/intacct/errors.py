@@ -79,6 +79,11 @@ class IntacctResultError(IntacctError):
     """A function failed or was aborted (business rules, permissions, unknown object)."""
 
 
+class IntacctPermissionError(IntacctResultError):
+    """The Web Services user may not do this (PL04000005, "You do not have permission").
+    Not retried: it needs a change of role in Intacct."""
+
+
 class IntacctTransientError(IntacctError):
     """A failure that a later attempt may not see: 5xx, reset, timeout, 'try again later'."""
 
@@ -163,6 +168,8 @@ _RESULT_RULES = (
     _Rule(IntacctRateLimited, "GW-0010"),
     _Rule(IntacctRateLimited, None, _rx(r"API rate limit exceeded")),
     _Rule(IntacctTransientError, None, _rx(r"try again later|temporarily off-?line")),
+    _Rule(IntacctPermissionError, "PL04000005"),
+    _Rule(IntacctPermissionError, None, _rx(r"do not have permission")),
     _Rule(IntacctResultError),
 )
 _RULES = {"control": _CONTROL_RULES, "authentication": _AUTH_RULES, "result": _RESULT_RULES}
@@ -206,5 +213,10 @@ def credential_fix(exc: IntacctError) -> str | None:
         return (
             "Intacct refused the sign-in: check INTACCT_USER_ID, INTACCT_USER_PASSWORD and "
             "INTACCT_COMPANY_ID (repeated failures lock the user out)"
+        )
+    if isinstance(exc, IntacctPermissionError):
+        return (
+            f"the Intacct Web Services user in INTACCT_USER_ID lacks a permission ({exc}): "
+            "grant it in Company > Admin > Roles (or the user's permissions)"
         )
     return None

@@ -45,6 +45,7 @@ def sign(secret: str, body: bytes, timestamp: str) -> str:
     digest = hmac.new(secret.encode("utf-8"), timestamp.encode("utf-8") + body, hashlib.sha256)
     return base64.b64encode(digest.digest()).decode("ascii")
 
+
 EVENT_PREFIX = "zen:event-type:"
 # REST field -> ticket event type fired when it changes.
 FIELD_EVENTS = {

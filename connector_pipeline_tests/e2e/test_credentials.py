@@ -13,7 +13,12 @@ import dagster as dg
 import pytest
 
 from connector_pipeline import settings
-from connector_pipeline.credentials import INTACCT, fingerprint, missing_configuration
+from connector_pipeline.credentials import (
+    INTACCT,
+    credential_failure,
+    fingerprint,
+    missing_configuration,
+)
 from connector_pipeline.defs.automation import (
     ticket_poll_schedule,
     vendor_sync_job,
@@ -27,9 +32,12 @@ from connector_pipeline.defs.credentials import (
 )
 from connector_pipeline.defs.resources import StagingResource, resources_for
 from connector_pipeline.defs.vendors import intacct_vendors, zendesk_organizations
+from connector_pipeline.intacct import IntacctAuthError, IntacctPermissionError
+from connector_pipeline.intacct.errors import IntacctSenderAuthError, IntacctSessionInvalid
 from connector_pipeline.sandbox.scenario import seed_vendors
 from connector_pipeline.staging import StagingStore, utcnow
 from connector_pipeline.staging.credential_blocks import CredentialBlocks
+from connector_pipeline.zendesk import ZendeskAuthError, ZendeskError
 from connector_pipeline_tests.e2e.harness import RATE_WINDOW_S, Pipeline, pipeline
 
 
@@ -210,3 +218,19 @@ def test_credential_blocks_on_the_ledger(store: StagingStore) -> None:
     blocks.record(INTACCT, "def", "other", at=now)
     assert blocks.all()[INTACCT].fingerprint == "def"
     assert blocks.clear() == 1 and blocks.all() == {}
+
+
+def test_which_refusals_pause_automatic_runs() -> None:
+    bad_login = credential_failure(IntacctAuthError("x"))
+    bad_sender = credential_failure(IntacctSenderAuthError("x"))
+    no_permission = credential_failure(IntacctPermissionError("x"))
+    unauthorized = credential_failure(ZendeskAuthError("x", status=401))
+    forbidden = credential_failure(ZendeskAuthError("x", status=403))
+    assert bad_login and bad_login.pauses_runs and "INTACCT_USER_PASSWORD" in bad_login.fix
+    assert bad_sender and bad_sender.pauses_runs and "INTACCT_SENDER_ID" in bad_sender.fix
+    assert unauthorized and unauthorized.pauses_runs and "ZENDESK_API_TOKEN" in unauthorized.fix
+    # A missing permission fails as fast, but locks nothing: runs carry on.
+    assert no_permission and not no_permission.pauses_runs
+    assert forbidden and not forbidden.pauses_runs and "admin" in forbidden.fix
+    assert credential_failure(IntacctSessionInvalid("x")) is None
+    assert credential_failure(ZendeskError("x", status=500)) is None

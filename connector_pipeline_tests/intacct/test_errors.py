@@ -19,6 +19,7 @@ from connector_pipeline.intacct import (
     IntacctWriteOutcomeUnknown,
 )
 from connector_pipeline.intacct.errors import (
+    IntacctPermissionError,
     IntacctSenderAuthError,
     classify,
     credential_fix,
@@ -73,7 +74,7 @@ from connector_pipeline.intacct.errors import (
         (
             "result",
             ("PL04000005", "", "You do not have permission for API", ""),
-            IntacctResultError,
+            IntacctPermissionError,
         ),
     ],
 )
@@ -90,6 +91,8 @@ def test_sender_failures_are_both_control_and_auth_errors() -> None:
     assert sender is not None and "INTACCT_SENDER_PASSWORD" in sender
     assert user is not None and "INTACCT_USER_PASSWORD" in user
     assert credential_fix(IntacctSessionInvalid("x")) is None
+    assert issubclass(IntacctPermissionError, IntacctResultError)
+    assert "INTACCT_USER_ID" in (credential_fix(IntacctPermissionError("x")) or "")
     assert credential_fix(IntacctControlError("x")) is None
 
 
