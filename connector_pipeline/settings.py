@@ -88,8 +88,13 @@ INTACCT_BACKOFF_MAX_S = 30.0
 # The gateway allows one API request at a time per company at the standard level of service.
 INTACCT_MAX_CONCURRENT_REQUESTS = 1
 INTACCT_USER_AGENT = "ml-connector/0.1 (+intacct-xml)"
-# create_missing: look-up/create rounds before giving a chunk up as unresolved.
-INTACCT_CREATE_MISSING_ROUNDS = 5
+# Rounds of "look up, create the rest" when write answers are lost, before the step gives
+# up and leaves the rest to Dagster's retry.
+INTACCT_WRITE_ROUNDS = 5
+# Ticket-record outcomes are recorded in the ledger every this many records (ten write
+# calls) and whenever a write fails, so an unknown answer keeps every confirmed write
+# before it; a SIGKILL can lose at most one slice's links (found again by ticket id).
+INTACCT_RECORD_SLICE = 10 * INTACCT_MAX_RECORDS_PER_WRITE
 # Platform custom object holding Zendesk tickets. RVENDOR carries the related VENDOR's
 # RECORDNO (UNCONFIRMED in the reference: see connector_pipeline/sandbox/intacct_data.py).
 INTACCT_TICKET_OBJECT = "zendesk_ticket"
@@ -132,6 +137,9 @@ ZENDESK_LOW_REMAINING_FRACTION = 0.1  # below this share of the limit, pace requ
 ZENDESK_MAX_PACE_SLEEP_S = 5.0
 ZENDESK_MAX_BATCH = 100  # show_many / create_many / update_many / destroy_many
 ZENDESK_MAX_JOBS_IN_FLIGHT = 30
+# Organizations written per client call; each slice's outcome is recorded before the next
+# is sent, so a failure late in a run keeps what was confirmed. 10 jobs in flight per slice.
+ZENDESK_WRITE_SLICE = 10 * ZENDESK_MAX_BATCH
 ZENDESK_JOB_POLL_INITIAL_S = 1.0
 ZENDESK_JOB_POLL_MAX_S = 10.0
 ZENDESK_JOB_POLL_FACTOR = 1.5
@@ -257,3 +265,6 @@ INTACCT_HINT_SENSOR_INTERVAL_S = 2
 # Run tags saying why a run was launched (filter the runs list by them).
 RUN_TAG_TRIGGER = "ml-connector/trigger"
 RUN_TAG_HINTS = "ml-connector/intacct-deliveries"
+# The sandbox's application credentials for its outbound webhooks (not secrets: sandbox only).
+INTACCT_SANDBOX_TRIGGER_CLIENT_ID = "ml-connector-sandbox.app.sage.com"
+INTACCT_SANDBOX_TRIGGER_CLIENT_SECRET = "sandbox-intacct-app-client-secret-0123456789"

@@ -66,6 +66,7 @@ from connector_pipeline.sandbox.intacct_formatting import SandboxFormatting
 from connector_pipeline.sandbox.intacct_reads import Reads
 from connector_pipeline.sandbox.intacct_render import Renderer
 from connector_pipeline.sandbox.intacct_rollback import needs_rollback, rolled_back
+from connector_pipeline.sandbox.intacct_triggers import TriggerDispatcher
 from connector_pipeline.sandbox.intacct_writes import Writes
 
 # Faults the gateway produces itself when the shared middleware hands them over.
@@ -104,6 +105,10 @@ class IntacctSandboxConfig:
     result_id_ttl_s: float = settings.INTACCT_SANDBOX_RESULT_ID_TTL_S
     # Sage does not document Retry-After on 429; None sends none (the client then backs off).
     retry_after_s: float | None = None
+    # Outbound webhooks on VENDOR / CUSTOMER changes: delivered to this URL when set.
+    trigger_url: str | None = None
+    trigger_client_id: str = settings.INTACCT_SANDBOX_TRIGGER_CLIENT_ID
+    trigger_client_secret: str = settings.INTACCT_SANDBOX_TRIGGER_CLIENT_SECRET
 
     @property
     def credentials(self) -> Credentials:
@@ -146,6 +151,8 @@ class IntacctGateway:
         self.clock = clock
         self.lock = threading.RLock()
         self.renderer = Renderer(lambda: self.formatting)
+        # Outbound webhooks (Platform Triggers): off until a target is configured.
+        self.triggers = TriggerDispatcher(seed=config.seed)
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -241,6 +248,7 @@ class IntacctGateway:
         record.clear()
         record.update(updated)
         (self.stats.scenario_writes if scenario else self.stats.writes)[object_name] += 1
+        self.triggers.changed(object_name, record, "update")
 
     def add_vendor(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         with self.lock:
@@ -257,6 +265,7 @@ class IntacctGateway:
             )
             record["RECORDNO"] = self.new_key()
             self.records["VENDOR"][record["RECORDNO"]] = record
+            self.triggers.changed("VENDOR", record, "create")
             return record
 
     def records_json(self, object_name: str) -> list[dict[str, Any]] | None:

@@ -163,6 +163,7 @@ class Writes:
         record["WHENMODIFIED"] = now
         self.gw.records[definition.name][key] = record
         self.gw.stats.writes[definition.name] += 1
+        self.gw.triggers.changed(definition.name, record, "create")
         return record
 
     def update(self, el: etree._Element) -> etree._Element:

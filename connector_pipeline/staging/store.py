@@ -45,6 +45,7 @@ from sqlalchemy.engine import make_url
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_random
 
 from connector_pipeline import settings
+from connector_pipeline.domain import DELETED, TicketRow, VendorRow, vendor_rank
 from connector_pipeline.staging.schema import (
     intacct_vendors,
     quarantine,
@@ -66,29 +67,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class VendorRow(TypedDict):
-    source_object: str
-    record_no: int
-    vendor_id: str
-    name: str
-    status: str
-    when_modified: datetime | None
-    raw: dict[str, Any]
-    content_hash: str
-
-
-class TicketRow(TypedDict):
-    ticket_id: int
-    organization_id: int | None
-    status: str
-    updated_at: datetime | None
-    generated_timestamp: int | None
-    version: int
-    raw: dict[str, Any]
-    content_hash: str
-    source: str
-
-
 class VendorLinkRow(TypedDict, total=False):
     external_id: str  # required; folded to lower case on write
     source_object: str
@@ -107,17 +85,6 @@ class TicketLinkRow(TypedDict, total=False):
     staged_hash: str | None  # content_hash of the staged row the write carried
     written_at: datetime | None
     last_error: str | None
-
-
-# The status of a staged vendor that a complete read of Intacct no longer returned.
-VENDOR_DELETED = "deleted"
-
-
-def vendor_rank(status: str, record_no: int) -> tuple[bool, int]:
-    """Which of several staged records with one VENDORID (deleted in Intacct, then used
-    again) stands for it: the highest rank, i.e. a record still in Intacct, then the
-    newest."""
-    return status != VENDOR_DELETED, record_no
 
 
 @dataclass(frozen=True)
@@ -434,7 +401,7 @@ class StagingStore:
     def mark_vendors_deleted(
         self, source_object: str, record_nos: Sequence[int], *, conn: Connection | None = None
     ) -> int:
-        """Mark staged records as gone from Intacct (status `VENDOR_DELETED`). Their content
+        """Mark staged records as gone from Intacct (status `DELETED`). Their content
         hash is cleared too, so should such a record ever be read again it is staged again,
         whatever its content."""
         v = intacct_vendors
@@ -444,7 +411,7 @@ class StagingStore:
                 result = c.execute(
                     v.update()
                     .where(v.c.source_object == source_object, self._in(v.c.record_no, chunk))
-                    .values(status=VENDOR_DELETED, content_hash=VENDOR_DELETED, staged_at=utcnow())
+                    .values(status=DELETED, content_hash=DELETED, staged_at=utcnow())
                 )
                 marked += result.rowcount
         return marked
@@ -642,7 +609,7 @@ class StagingStore:
                 r.source_object,
                 r.vendor_id,
                 int(r.record_no),
-                r.status == VENDOR_DELETED,
+                r.status == DELETED,
             )
             for r in rows
         }

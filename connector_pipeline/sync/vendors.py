@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from connector_pipeline import settings
-from connector_pipeline.staging import VENDOR_DELETED, VendorRow, vendor_rank
+from connector_pipeline.domain import DELETED, VendorRow, vendor_rank
 from connector_pipeline.sync.hashing import content_hash, json_safe
 from connector_pipeline.sync.templates import field_value, render
 
@@ -164,7 +164,7 @@ def map_vendor(vendor: Mapping[str, Any], mapping: OrganizationMapping) -> Desir
         "source_object": source_object.lower(),
     }
     active = is_active(vendor["status"])
-    deleted = vendor["status"] == VENDOR_DELETED
+    deleted = vendor["status"] == DELETED
     tags = [t for t in (render(t, record, extra) for t in mapping.tags) if t]
     status_tag = mapping.deleted_tag if deleted else "" if active else mapping.inactive_tag
     if status_tag:
@@ -219,7 +219,7 @@ def _rank(vendor: Mapping[str, Any]) -> tuple[bool, int]:
 def vanished(statuses: Mapping[int, str], present: Iterable[int]) -> list[int]:
     """Staged RECORDNOs (not yet marked deleted) that a complete read did not return."""
     seen = set(present)
-    return sorted(n for n, status in statuses.items() if status != VENDOR_DELETED and n not in seen)
+    return sorted(n for n, status in statuses.items() if status != DELETED and n not in seen)
 
 
 def mass_deletion(

@@ -4,12 +4,14 @@ polling still covers a change whose delivery never came."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
 import httpx
 import pytest
+from sqlalchemy import text
 
 from connector_pipeline import settings
 from connector_pipeline.defs.automation import vendor_sync_job
@@ -155,3 +157,52 @@ def test_polling_covers_a_change_whose_delivery_never_came(
     result = p.materialize([intacct_vendors, zendesk_organizations])  # the schedule's run
     assert metadata(result, "intacct_vendors")["changed"] == 1
     assert metadata(result, "zendesk_organizations")["updated"] == 1
+
+
+def wait_until(predicate: Any, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_the_sandbox_delivers_a_vendor_edit_and_retries_while_the_receiver_is_down(
+    sqlite_url: str,
+) -> None:
+    """Intacct's side too: the sandbox gateway posts a trigger delivery for a vendor edit;
+    while the receiver cannot store it (503), Intacct's retry schedule delivers it later."""
+    with pipeline(sqlite_url) as p:
+        seed_vendors(p.sandboxes, vendors=10)
+        p.materialize([intacct_vendors, zendesk_organizations])
+        config = TriggerConfig(
+            client_id=settings.INTACCT_SANDBOX_TRIGGER_CLIENT_ID,
+            key=settings.INTACCT_SANDBOX_TRIGGER_CLIENT_SECRET,
+        )
+        with serve_asgi(create_receiver(store=p.store, intacct_trigger=config)) as receiver:
+            with p.sandboxes.intacct() as i:
+                i.post(
+                    "/_sandbox/triggers",
+                    json={
+                        "url": receiver.url + settings.INTACCT_WEBHOOK_PATH,
+                        "retry_delays_s": [0.3, 0.3, 0.3],
+                    },
+                ).raise_for_status()
+            with p.store.engine.begin() as conn:
+                conn.execute(text("ALTER TABLE intacct_hints RENAME TO intacct_hints_away"))
+            vendor = p.intacct_records("VENDOR")[2]
+            modify_vendor(p, vendor["VENDORID"])
+
+            def attempts() -> list[Any]:
+                with p.sandboxes.intacct() as i:
+                    return list(i.get("/_sandbox/triggers/deliveries").json()["deliveries"])
+
+            wait_until(lambda: attempts() and attempts()[0]["attempts"] >= 1)
+            with p.store.engine.begin() as conn:
+                conn.execute(text("ALTER TABLE intacct_hints_away RENAME TO intacct_hints"))
+            wait_until(lambda: attempts()[0]["status"] == "delivered")
+            [delivery] = attempts()
+            assert delivery["log"][0]["status"] == 503 and delivery["log"][-1]["status"] == 200
+        request = evaluate(p)
+        assert isinstance(request, dg.RunRequest)
+        result = run_vendor_sync(p, request)
+        assert metadata(result, "zendesk_organizations")["updated"] == 1

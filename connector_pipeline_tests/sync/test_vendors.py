@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from connector_pipeline import settings
-from connector_pipeline.staging import VENDOR_DELETED
+from connector_pipeline.domain import DELETED
 from connector_pipeline.sync.mapping import ConnectorMapping
 from connector_pipeline.sync.vendors import (
     InvalidSourceRecord,
@@ -115,7 +115,7 @@ def test_inactive_vendor_gets_the_inactive_tag(mapping):
 def test_deleted_vendor_gets_the_deleted_tag_instead(mapping):
     row = staged()
     live = map_vendor(row, mapping)
-    gone = map_vendor({**row, "status": VENDOR_DELETED}, mapping)
+    gone = map_vendor({**row, "status": DELETED}, mapping)
     assert gone.deleted and not gone.active
     assert "intacct-deleted" in gone.payload["tags"]
     assert "intacct-inactive" not in gone.payload["tags"]
@@ -123,9 +123,9 @@ def test_deleted_vendor_gets_the_deleted_tag_instead(mapping):
 
 
 def test_a_reused_vendor_id_maps_to_the_record_still_in_intacct(mapping):
-    old = {**staged(RECORDNO="5", NAME="Old Name"), "status": VENDOR_DELETED}
+    old = {**staged(RECORDNO="5", NAME="Old Name"), "status": DELETED}
     new = staged(RECORDNO="9", NAME="New Name")
-    newest_deleted = {**staged(RECORDNO="12", NAME="Gone Again"), "status": VENDOR_DELETED}
+    newest_deleted = {**staged(RECORDNO="12", NAME="Gone Again"), "status": DELETED}
     for rows in ([old, new, newest_deleted], [newest_deleted, new, old]):
         [org] = desired_organizations(rows, mapping)
         assert (org.record_no, org.payload["name"], org.deleted) == (9, "New Name", False)
@@ -134,7 +134,7 @@ def test_a_reused_vendor_id_maps_to_the_record_still_in_intacct(mapping):
 
 
 def test_vanished_records_and_the_mass_deletion_guard():
-    statuses = {1: "active", 2: "inactive", 3: VENDOR_DELETED, 4: "active"}
+    statuses = {1: "active", 2: "inactive", 3: DELETED, 4: "active"}
     assert vanished(statuses, present=[1, 99]) == [2, 4]  # 3 is already marked
     assert mass_deletion(missing=10, staged=12) is None  # a few are always allowed
     assert mass_deletion(missing=200, staged=1000) is None  # 20 %
