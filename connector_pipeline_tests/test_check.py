@@ -17,11 +17,14 @@ from click.testing import CliRunner
 from connector_pipeline import settings
 from connector_pipeline.check import run_checks
 from connector_pipeline.check.rows import CheckRow
+from connector_pipeline.check.zendesk import receiver_webhook_row
 from connector_pipeline.cli import main
 from connector_pipeline.sandbox.intacct import IntacctSandboxConfig
 from connector_pipeline.sandbox.scenario import RunningSandboxes, run_sandboxes
 from connector_pipeline.sandbox.zendesk import ZendeskSandboxConfig
 from connector_pipeline.staging import StagingStore
+from connector_pipeline.zendesk import ZendeskClient
+from connector_pipeline_tests.hostile import Handler, Seen, hostile_server
 from connector_pipeline_tests.support import REPO_ROOT, free_port
 
 SECRET_NAMES = (
@@ -224,3 +227,45 @@ def test_missing_variables_are_listed_in_one_row(home: dict[str, str]) -> None:
     assert config["status"] == "fail"
     for name in ("INTACCT_SENDER_ID", "INTACCT_USER_PASSWORD", "ZENDESK_SUBDOMAIN"):
         assert name in config["found"]
+
+
+def test_receiverreceiver_webhook_row_against_a_webhook_list() -> None:
+    """The webhook list on a real HTTP server, two cursor pages (Zendesk's list shape)."""
+    pages = {
+        None: {
+            "webhooks": [{"id": "01A", "name": "other", "endpoint": "https://x.example/hook"}],
+            "meta": {"has_more": True, "after_cursor": "c1"},
+        },
+        "c1": {
+            "webhooks": [
+                {
+                    "id": "01B",
+                    "name": "ml-connector",
+                    "endpoint": "https://connector.example.com/webhooks/zendesk",
+                    "status": "active",
+                },
+                {
+                    "id": "01C",
+                    "name": "old",
+                    "endpoint": "https://old.example.com/webhooks/zendesk",
+                    "status": "inactive",
+                },
+            ],
+            "meta": {"has_more": False, "after_cursor": None},
+        },
+    }
+
+    def script(handler: Handler, seen: Seen) -> None:
+        after = seen.path.split("page%5Bafter%5D=")[-1] if "after" in seen.path else None
+        handler.answer(200, json.dumps(pages[after]).encode(), {"Content-Type": "application/json"})
+
+    with hostile_server(script) as server:
+        client = ZendeskClient(base_url=server.url, email="a@example.com", api_token="t")
+        with client:
+            found = receiver_webhook_row(client, "https://connector.example.com/webhooks/zendesk/")
+            missing = receiver_webhook_row(client, "https://elsewhere.example.com/webhooks/zendesk")
+            inactive = receiver_webhook_row(client, "https://old.example.com/webhooks/zendesk")
+    assert found.status == "pass" and "ml-connector" in found.found
+    assert missing.status == "fail" and "none of 3 webhook(s)" in missing.found
+    assert "Webhooks" in missing.fix
+    assert inactive.status == "fail" and "inactive" in inactive.found

@@ -88,7 +88,7 @@ def check_zendesk(
         rows.append(_fields_row(client, organizations))
         rows.append(_secret_row(environ))
         if receiver_url:
-            rows.append(_webhook_row(client, receiver_url))
+            rows.append(receiver_webhook_row(client, receiver_url))
         return rows
 
 
@@ -181,7 +181,7 @@ def _secret_row(environ: Mapping[str, str]) -> CheckRow:
     )
 
 
-def _webhook_row(client: ZendeskClient, receiver_url: str) -> CheckRow:
+def receiver_webhook_row(client: ZendeskClient, receiver_url: str) -> CheckRow:
     try:
         hooks = client.list_webhooks()
     except ZendeskAuthError as exc:

@@ -545,7 +545,9 @@ class ZendeskClient:
             params = {**params, "page": params["page"] + 1}
 
     def list_webhooks(self) -> list[dict[str, Any]]:
-        """Every webhook of the account (admin only)."""
+        """Every webhook of the account (admin only). The list's paging is UNCONFIRMED in
+        reference/zendesk-api.md (6.2 documents only the per-webhook calls); it is read like
+        the invocations list there: cursor `meta.has_more` / `meta.after_cursor`."""
         return list(self._iter_cursor_pages("webhooks", settings.ZENDESK_PAGE_SIZE))
 
     # --- job statuses ---
