@@ -155,6 +155,15 @@ def _formatting_row(client: IntacctClient) -> CheckRow:
         )
     if formatting.clock.strip() not in ("12", "24"):
         return warned(SYSTEM, FORMATTING, f"{found}: unknown clock, read as 24-hour")
+    if not formatting.locale.lower().startswith("en"):
+        # Dates are read by the format above; the locale only matters to texts the
+        # gateway translates (status words, error messages), which were seen in English.
+        return warned(
+            SYSTEM,
+            FORMATTING,
+            f"{found}: the connector was tested with English locales",
+            "en_US under My Preferences is the safe choice for the Web Services user",
+        )
     return passed(SYSTEM, FORMATTING, found)
 
 
