@@ -269,3 +269,20 @@ def test_receiverreceiver_webhook_row_against_a_webhook_list() -> None:
     assert missing.status == "fail" and "none of 3 webhook(s)" in missing.found
     assert "Webhooks" in missing.fix
     assert inactive.status == "fail" and "inactive" in inactive.found
+
+
+def test_a_foreign_intacct_endpoint_is_refused_before_any_request(home: dict[str, str]) -> None:
+    with sandboxes() as s:
+        rows = rows_of({**s.env, **home, settings.ENV_INTACCT_ALLOW_CUSTOM_ENDPOINT: "0"})
+        with s.intacct() as c:
+            assert c.get("/_sandbox/stats").json()["requests"] == 0
+    row = rows["intacct: gateway endpoint"]
+    assert row.status == "fail" and "INTACCT_ENDPOINT_URL" in row.fix
+
+
+def test_plain_http_zendesk_base_url_needs_the_sandbox_flag(home: dict[str, str]) -> None:
+    with sandboxes() as s:
+        env = {**s.env, **home, settings.ENV_ZENDESK_ALLOW_CUSTOM_BASE_URL: "0"}
+        rows = rows_of(env)
+    row = rows["zendesk: configuration"]
+    assert row.status == "fail" and "ZENDESK_BASE_URL must be https" in row.found

@@ -44,7 +44,15 @@ def check_zendesk(
     try:
         client = ZendeskClient.from_env(environ, **client_options)
     except ValueError as exc:
-        return [failed(SYSTEM, "configuration", str(exc), str(exc).split(" ", 1)[0])]
+        return [
+            failed(
+                SYSTEM,
+                "configuration",
+                str(exc),
+                f"set {settings.ENV_ZENDESK_SUBDOMAIN} to the account's subdomain (or an https "
+                f"{settings.ENV_ZENDESK_BASE_URL})",
+            )
+        ]
     with client:
         try:
             me = client.show_me()
