@@ -163,6 +163,9 @@ def test_refused_credentials_pause_automatic_runs_until_they_change(
         credential_failure_sensor(context.for_run_failure())
     blocks = CredentialBlocks(p.store)
     recorded = blocks.all()[INTACCT]
+    check_key = dg.AssetCheckKey(intacct_vendors.key, "intacct_credentials_accepted")
+    latest = p.instance.event_log_storage.get_latest_asset_check_execution_by_key([check_key])
+    assert latest[check_key].status.value == "FAILED"  # shows in the UI at once
     assert recorded.message == description(failure)
     assert "wrong-password" not in recorded.fingerprint
     assert recorded.fingerprint == fingerprint(INTACCT, bad)
