@@ -34,6 +34,8 @@ ENV_ML_CONNECTOR_HOME = "ML_CONNECTOR_HOME"
 DEFAULT_INTACCT_ENDPOINT_URL = "https://api.intacct.com/ia/xml/xmlgw.phtml"
 DEFAULT_ML_CONNECTOR_HOME = "./.ml-connector"
 STAGING_SQLITE_FILENAME = "staging.db"
+# Written by `ml-connector demo`: the URL of the ledger it runs on.
+STAGING_URL_FILENAME = "staging-url"
 
 # --- ledger ---
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -48,11 +50,25 @@ def ml_connector_home() -> Path:
 
 
 def staging_database_url() -> str:
-    """`STAGING_DATABASE_URL`, or a SQLite file under `ML_CONNECTOR_HOME`."""
+    """The ledger every part uses (Dagster resources, CLI, receiver), by
+    `staging_database_source()`."""
+    return staging_database_source()[0]
+
+
+def staging_database_source() -> tuple[str, str]:
+    """The ledger URL and where it came from: `STAGING_DATABASE_URL`; else the URL that
+    `ml-connector demo` wrote to `ML_CONNECTOR_HOME/staging-url` (so the CLI reads the
+    ledger the demo's runs write); else a SQLite file under `ML_CONNECTOR_HOME`."""
     url = os.environ.get(ENV_STAGING_DATABASE_URL)
     if url:
-        return url
-    return f"sqlite:///{ml_connector_home() / STAGING_SQLITE_FILENAME}"
+        return url, ENV_STAGING_DATABASE_URL
+    pointer = ml_connector_home() / STAGING_URL_FILENAME
+    if pointer.is_file():
+        written = pointer.read_text().strip()
+        if written:
+            return written, str(pointer)
+    path = ml_connector_home() / STAGING_SQLITE_FILENAME
+    return f"sqlite:///{path}", f"the default under {ENV_ML_CONNECTOR_HOME}"
 
 
 # --- both API clients (connector_pipeline/guarded_http.py) ---
@@ -219,7 +235,9 @@ DEFAULT_TICKETS_START_DATE = "2026-01-01"
 DEFAULT_VENDOR_SYNC_CRON = "*/15 * * * *"
 DEFAULT_TICKET_POLL_CRON = "*/15 * * * *"
 DEFAULT_RECONCILE_CRON = "30 2 * * *"
-DEFAULT_INBOX_SENSOR_INTERVAL_S = 30
+# Webhook runs coalesce: each drains everything pending, and the sensor looks at most once
+# per interval, so a busy account gets at most 720 webhook runs a day (2 min latency).
+DEFAULT_INBOX_SENSOR_INTERVAL_S = 120
 INTACCT_POOL = "intacct_api"
 # Larger than any RECORDNO: (t, INTACCT_RECORDNO_MAX) sorts after every record of second t.
 INTACCT_RECORDNO_MAX = 2**62

@@ -21,5 +21,7 @@ def test_dagster_yaml_template_loads_with_queue_pools_and_monitoring(tmp_path: P
         # Run retries cover crashes only: a refused password must not be tried again.
         assert instance.run_retries_enabled
         assert not instance.run_retries_retry_on_asset_or_op_failure
+        # Run monitoring can see a killed run worker (e2e/test_production.py kills one).
+        assert instance.run_launcher.supports_check_run_worker_health
     finally:
         instance.dispose()
