@@ -15,6 +15,7 @@ from connector_pipeline.defs.automation import (
     webhook_events_job,
     webhook_inbox_sensor,
 )
+from connector_pipeline.defs.resources import StagingResource
 from connector_pipeline.defs.tickets import (
     LIVE_CURSOR,
     intacct_ticket_records,
