@@ -6,6 +6,7 @@ import dagster as dg
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from connector_pipeline import settings
+from connector_pipeline.defs.credentials import paused_by_credentials
 from connector_pipeline.defs.resources import StagingResource
 from connector_pipeline.defs.tickets import (
     intacct_ticket_records,
@@ -86,7 +87,7 @@ def _schedule_status() -> dg.DefaultScheduleStatus:
     return dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
 
 
-vendor_sync_schedule = dg.ScheduleDefinition(
+@dg.schedule(
     name="vendor_sync_every_15_minutes",
     job=vendor_sync_job,
     cron_schedule=os.environ.get(settings.ENV_VENDOR_SYNC_CRON, settings.DEFAULT_VENDOR_SYNC_CRON),
@@ -94,6 +95,11 @@ vendor_sync_schedule = dg.ScheduleDefinition(
     execution_timezone="UTC",
     tags=trigger_tags("schedule"),
 )
+def vendor_sync_schedule(
+    context: dg.ScheduleEvaluationContext, staging: StagingResource
+) -> dg.RunRequest | dg.SkipReason:
+    """Every 15 minutes, unless refused credentials pause automatic runs."""
+    return paused_by_credentials(staging) or dg.RunRequest()
 
 
 @dg.schedule(
@@ -103,9 +109,14 @@ vendor_sync_schedule = dg.ScheduleDefinition(
     default_status=_schedule_status(),
     execution_timezone="UTC",
 )
-def ticket_poll_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+def ticket_poll_schedule(
+    context: dg.ScheduleEvaluationContext, staging: StagingResource
+) -> dg.RunRequest | dg.SkipReason:
     """Poll the partition of the day the tick falls on (not the previous, complete day:
     this is the live poll), resuming from the live cursor."""
+    paused = paused_by_credentials(staging)
+    if paused:
+        return paused
     tick = context.scheduled_execution_time
     key = tick.strftime("%Y-%m-%d")
     return dg.RunRequest(
@@ -115,7 +126,7 @@ def ticket_poll_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest
     )
 
 
-full_reconciliation_schedule = dg.ScheduleDefinition(
+@dg.schedule(
     name="nightly_full_reconciliation",
     job=full_reconciliation_job,
     cron_schedule=os.environ.get(settings.ENV_RECONCILE_CRON, settings.DEFAULT_RECONCILE_CRON),
@@ -123,6 +134,11 @@ full_reconciliation_schedule = dg.ScheduleDefinition(
     execution_timezone="UTC",
     tags=trigger_tags("schedule"),
 )
+def full_reconciliation_schedule(
+    context: dg.ScheduleEvaluationContext, staging: StagingResource
+) -> dg.RunRequest | dg.SkipReason:
+    """Nightly, unless refused credentials pause automatic runs."""
+    return paused_by_credentials(staging) or dg.RunRequest()
 
 
 @dg.sensor(
@@ -135,6 +151,9 @@ def webhook_inbox_sensor(
     context: dg.SensorEvaluationContext, staging: StagingResource
 ) -> dg.RunRequest | dg.SkipReason:
     """One run drains everything the webhook inbox holds unprocessed."""
+    paused = paused_by_credentials(staging)
+    if paused:
+        return paused
     # The ledger alone says what is pending: no cursor, so a ledger that is recreated,
     # restored from a backup or moved to Postgres is read as it is, and deliveries are
     # never skipped for ids a previous ledger used.

@@ -155,3 +155,16 @@ intacct_hints = Table(
     Column("consumed_at", UTCDateTime, nullable=True),
     Index(None, "consumed_at", "received_at"),
 )
+
+# Credentials a service refused (DESIGN.md decision 12): while a row is here, scheduled runs
+# and sensors skip, except one attempt per hour, until the credentials change (a different
+# fingerprint) or a run succeeds. The fingerprint is a slow salted hash, never the secret.
+credential_failures = Table(
+    "credential_failures",
+    metadata,
+    Column("system", String(16), primary_key=True),  # intacct | zendesk
+    Column("fingerprint", String(128), nullable=False),
+    Column("message", Text, nullable=False),  # one line naming the variable to fix
+    Column("failed_at", UTCDateTime, nullable=False),
+    Column("last_attempt_at", UTCDateTime, nullable=False),
+)

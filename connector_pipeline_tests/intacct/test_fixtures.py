@@ -18,6 +18,7 @@ from connector_pipeline.intacct import (
     parse_response,
 )
 from connector_pipeline.intacct import functions as fn
+from connector_pipeline.intacct.errors import IntacctSenderAuthError
 from connector_pipeline.intacct.xml import Function, Login, build_request
 from connector_pipeline_tests.intacct.conftest import RunningSandbox, SandboxFactory
 from connector_pipeline_tests.support import fixtures_dir
@@ -45,8 +46,9 @@ FIXTURES = [
 RAISES: dict[str, tuple[type[Exception], str, int]] = {
     "auth_failure_bad_login.xml": (IntacctAuthError, "Sign-in information is incorrect", 1),
     "auth_failure_invalid_session.xml": (IntacctSessionInvalid, "Invalid session", 1),
+    # A kind of IntacctControlError (and of IntacctAuthError): the sender was refused.
     "control_failure_bad_sender_credentials.xml": (
-        IntacctControlError,
+        IntacctSenderAuthError,
         "Incorrect Intacct XML Partner ID or password.",
         1,
     ),

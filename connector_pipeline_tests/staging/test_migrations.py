@@ -30,6 +30,7 @@ LEDGER_TABLES = {
     "sync_cursors",
     "quarantine",
     "intacct_hints",
+    "credential_failures",
 }
 CONCURRENT_OPENERS = 8
 

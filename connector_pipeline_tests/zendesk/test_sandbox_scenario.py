@@ -173,6 +173,7 @@ def test_reset_and_env(zendesk: RunningSandbox) -> None:
     env = sandbox_env(zendesk.url + "/", zendesk.config)
     assert env == {
         "ZENDESK_BASE_URL": zendesk.url,
+        "ZENDESK_ALLOW_CUSTOM_BASE_URL": "1",
         "ZENDESK_EMAIL": "sandbox@example.com",
         "ZENDESK_API_TOKEN": "sandbox-api-token",
         "ZENDESK_WEBHOOK_SECRETS": zendesk.config.webhook_secret,
