@@ -138,12 +138,13 @@ def _interpret(status: int, body: bytes, content_type: str, *, write: bool = Fal
     import httpx
 
     from connector_pipeline.intacct import IntacctClient
+    from connector_pipeline.intacct.client import _Answer
 
     client = IntacctClient(
         sender_id="s", sender_password="p", company_id="c", user_id="u", user_password="pw"
     )
     try:
-        response = httpx.Response(status, content=body, headers={"content-type": content_type})
+        response = _Answer(status, httpx.Headers({"content-type": content_type}), body)
         return client._interpret(response, write=write)
     finally:
         client.close()

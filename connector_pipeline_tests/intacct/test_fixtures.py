@@ -302,7 +302,9 @@ def test_sandbox_answer_has_the_fixture_structure(name: str, start_sandbox: Sand
     assert answer.headers["content-type"].startswith("application/xml")
     answered = etree.fromstring(answer.content)
     if recorded.tag == "data":  # recordings that kept only <data> (SOURCES.md, note 1)
-        answered = answered.find("operation/result/data")
+        data = answered.find("operation/result/data")
+        assert data is not None
+        answered = data
     actual = _paths(answered)
     assert expected - OPTIONAL <= actual, sorted(expected - actual)
     assert actual - expected <= OPTIONAL, sorted(actual - expected)

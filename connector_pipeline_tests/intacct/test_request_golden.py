@@ -54,7 +54,9 @@ def canon(el: etree._Element) -> Canon:
 
 def without(el: etree._Element, path: str) -> etree._Element:
     for found in el.findall(path):
-        found.getparent().remove(found)
+        parent = found.getparent()
+        assert parent is not None
+        parent.remove(found)
     return el
 
 

@@ -55,13 +55,19 @@ def recorded(name: str) -> etree._Element:
     return etree.fromstring(fixture_bytes("intacct", name))
 
 
+def at(el: etree._Element, path: str) -> etree._Element:
+    found = el.find(path)
+    assert found is not None, path
+    return found
+
+
 def fields_by_id(data: etree._Element) -> dict[str, etree._Element]:
     return {str(f.findtext("ID")): f for f in data.iter("Field")}
 
 
 def test_vendor_lookup_describes_every_standard_field_as_recorded(gateway: Gateway) -> None:
     live = fields_by_id(recorded("lookup_vendor_data_element_live.xml"))
-    ours = fields_by_id(ask(gateway, fn.lookup("VENDOR")).find("operation/result/data"))
+    ours = fields_by_id(at(ask(gateway, fn.lookup("VENDOR")), "operation/result/data"))
     standard = {k: v for k, v in live.items() if v.findtext("ISCUSTOM") == "false"}
     assert set(ours) == set(standard)
     for name, field in standard.items():
@@ -77,7 +83,7 @@ def test_vendor_lookup_describes_every_standard_field_as_recorded(gateway: Gatew
 
 def test_ticket_object_lookup_has_the_recorded_relationship_shape(gateway: Gateway) -> None:
     apbill = recorded("lookup_apbill_data_element_live.xml")
-    data = ask(gateway, fn.lookup(settings.INTACCT_TICKET_OBJECT)).find("operation/result/data")
+    data = at(ask(gateway, fn.lookup(settings.INTACCT_TICKET_OBJECT)), "operation/result/data")
     live_relationship = next(apbill.iter("Relationship"))
     (ours,) = list(data.iter("Relationship"))
     assert [c.tag for c in ours] == [c.tag for c in live_relationship]
@@ -94,7 +100,7 @@ def test_customer_inspect_describes_every_recorded_field(gateway: Gateway) -> No
     live = recorded("inspect_customer_detail_live.xml")
     inspect = etree.Element("inspect", detail="1")
     etree.SubElement(inspect, "object").text = "CUSTOMER"
-    data = ask(gateway, inspect).find("operation/result/data")
+    data = at(ask(gateway, inspect), "operation/result/data")
     ours = {f.findtext("Name"): f for f in data.iter("Field")}
     live_fields = list(live.iter("Field"))
     for field in live_fields:
@@ -103,8 +109,8 @@ def test_customer_inspect_describes_every_recorded_field(gateway: Gateway) -> No
         assert [c.tag for c in ours[name]] == [c.tag for c in field]
         for tag in ("externalDataName", "isRequired", "isReadOnly"):
             assert ours[name].findtext(tag) == field.findtext(tag), (name, tag)
-    assert [c.tag for c in data.find("Type/Attributes")] == [
-        c.tag for c in live.find(".//Type/Attributes")
+    assert [c.tag for c in at(data, "Type/Attributes")] == [
+        c.tag for c in at(live, ".//Type/Attributes")
     ]
 
 
@@ -162,7 +168,7 @@ def _check_records(data: etree._Element, tag: str) -> int:
 def test_query_with_the_connectors_fields_answers_recorded_types(gateway: Gateway) -> None:
     fields = list(SOURCE_FIELDS["VENDOR"])
     root = ask(gateway, fn.query("VENDOR", fields, pagesize=200))
-    data = root.find("operation/result/data")
+    data = at(root, "operation/result/data")
     assert data.get("listtype") == "VENDOR"
     assert _check_records(data, "VENDOR") > 120 * 10
 
@@ -179,14 +185,14 @@ def test_readbyquery_star_and_read_answer_recorded_types(gateway: Gateway) -> No
     assert _check_records(page, "vendor") > 120 * 20
     assert _check_records(read, "VENDOR") > 3 * 20
     # `*` answers every standard field, set or not.
-    first = page.find("vendor")
+    first = at(page, "vendor")
     assert {c.tag for c in first} >= {"PARENTKEY", "VENDORACCOUNTNO", "APACCOUNTTITLE"}
 
 
 def test_created_records_answer_like_the_recorded_create(gateway: Gateway) -> None:
-    live = recorded("create_success_multiple_records.xml").find(".//result/data")
+    live = at(recorded("create_success_multiple_records.xml"), ".//result/data")
     root = ask(gateway, fn.create("VENDOR", [{"VENDORID": "N1", "NAME": "One"}]))
-    data = root.find("operation/result/data")
+    data = at(root, "operation/result/data")
     assert data.attrib.keys() == live.attrib.keys()
     (record,) = list(data)
     live_record = live[0]
