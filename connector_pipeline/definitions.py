@@ -17,6 +17,7 @@ from connector_pipeline.defs.automation import (
     webhook_inbox_sensor,
 )
 from connector_pipeline.defs.checks import ALL_CHECKS
+from connector_pipeline.defs.credentials import CREDENTIAL_SENSORS
 from connector_pipeline.defs.intacct_hints import intacct_hint_sensor
 from connector_pipeline.defs.resources import resources_from_env
 from connector_pipeline.defs.standing import intacct_standing, zendesk_standing
@@ -51,7 +52,7 @@ defs = dg.Definitions(
         full_reconciliation_schedule,
         standing_sync_schedule,
     ],
-    sensors=[webhook_inbox_sensor, intacct_hint_sensor],
+    sensors=[webhook_inbox_sensor, intacct_hint_sensor, *CREDENTIAL_SENSORS],
     resources=resources_from_env(),
     # The steps of every job here run one after another (each waits on the one before, and
     # the API pools serialize the rest), so a process per step buys nothing and costs a

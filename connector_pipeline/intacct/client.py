@@ -11,7 +11,6 @@ look up what exists first.
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import logging
 import os
 import threading
@@ -19,7 +18,8 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -34,12 +34,23 @@ from tenacity import (
 )
 
 from connector_pipeline import settings
+from connector_pipeline.guarded_http import (
+    BodyTooLarge,
+    DeadlineExceeded,
+    UnsupportedEncoding,
+    deadline_transport,
+    parse_retry_after,
+    read_capped,
+    request_deadline,
+)
 from connector_pipeline.intacct import functions as fn
 from connector_pipeline.intacct.errors import (
+    IntacctDeadlineExceeded,
     IntacctError,
     IntacctMalformedResponse,
     IntacctRateLimited,
     IntacctResponseError,
+    IntacctRetryAfterTooLong,
     IntacctSessionInvalid,
     IntacctTransientError,
     IntacctWriteOutcomeUnknown,
@@ -111,20 +122,13 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def _retry_after_seconds(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+@dataclass(frozen=True)
+class _Answer:
+    """An HTTP answer whose body was read in full (decompressed, under the size cap)."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
 
 
 class _Backoff:
@@ -163,6 +167,8 @@ class IntacctClient:
         endpoint_url: str = settings.DEFAULT_INTACCT_ENDPOINT_URL,
         allow_custom_endpoint: bool = False,
         timeout_s: float = settings.INTACCT_TIMEOUT_S,
+        request_deadline_s: float = settings.INTACCT_REQUEST_DEADLINE_S,
+        max_response_bytes: int = settings.INTACCT_MAX_RESPONSE_BYTES,
         retry_budget_s: float = settings.INTACCT_RETRY_BUDGET_S,
         max_attempts: int = settings.INTACCT_MAX_ATTEMPTS,
         backoff_base_s: float = settings.INTACCT_BACKOFF_BASE_S,
@@ -175,6 +181,8 @@ class IntacctClient:
     ) -> None:
         self._allow_custom = allow_custom_endpoint
         self._endpoint_url = check_endpoint(endpoint_url, allow_custom=allow_custom_endpoint)
+        self._request_deadline_s = request_deadline_s
+        self._max_response_bytes = max_response_bytes
         self._sender_id = sender_id
         self._sender_password = sender_password
         self._login = Login(user_id, company_id, user_password, entity_id)
@@ -193,7 +201,9 @@ class IntacctClient:
                 "Accept-Encoding": "gzip, deflate",
                 "User-Agent": settings.INTACCT_USER_AGENT,
             },
-            transport=transport,
+            transport=transport or deadline_transport(),
+            # A redirect is an answer to report, never to follow with credentials in the body.
+            follow_redirects=False,
         )
         self._in_flight = threading.BoundedSemaphore(max(1, max_concurrent_requests))
         self._session_lock = threading.RLock()
@@ -261,39 +271,81 @@ class IntacctClient:
             text = text.replace(secret, "***")
         return text
 
-    def _post(self, url: str, body: bytes, names: Sequence[str], *, write: bool) -> httpx.Response:
-        """One HTTP POST, with transport failures mapped onto the exception tree."""
+    def _post(self, url: str, body: bytes, names: Sequence[str], *, write: bool) -> _Answer:
+        """One HTTP POST within the overall deadline, its body read under the size cap, with
+        transport failures mapped onto the exception tree."""
         with self._stats_lock:
             self._http_calls += 1
             self._by_function.update(names)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("intacct request %s: %s", names, redact_xml(body)[:_LOG_BODY_CHARS])
         started = time.perf_counter()
-        with self._in_flight:
+        waiting = f"Intacct's answer to {', '.join(names)}"
+        with self._in_flight, request_deadline(self._request_deadline_s) as deadline:
+            sent = False
             try:
-                response = self._http.post(url, content=body)
+                request = self._http.build_request("POST", url, content=body)
+                response = self._http.send(request, stream=True)
+                sent = True
+                try:
+                    answer = _Answer(
+                        response.status_code,
+                        response.headers,
+                        read_capped(response, self._max_response_bytes),
+                    )
+                finally:
+                    response.close()
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 # Nothing reached the gateway: safe to retry, writes included.
                 raise IntacctTransientError(
                     f"cannot connect to Intacct: {type(exc).__name__}"
                 ) from None
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                what = f"{type(exc).__name__} waiting for Intacct's answer to {', '.join(names)}"
+            except (BodyTooLarge, UnsupportedEncoding) as exc:
+                if write:
+                    raise IntacctWriteOutcomeUnknown(f"unreadable {waiting}: {exc}") from None
+                raise IntacctResponseError(f"refused {waiting}: {exc}") from None
+            except (DeadlineExceeded, httpx.TimeoutException, httpx.TransportError) as exc:
+                if not sent and isinstance(exc, DeadlineExceeded):
+                    raise IntacctTransientError(
+                        f"cannot connect to Intacct within {self._request_deadline_s:g} s"
+                    ) from None
+                if isinstance(exc, DeadlineExceeded) or time.monotonic() >= deadline:
+                    what = f"no complete {waiting} within {self._request_deadline_s:g} s"
+                    if write:
+                        raise IntacctWriteOutcomeUnknown(what) from None
+                    raise IntacctDeadlineExceeded(what) from None
+                what = f"{type(exc).__name__} waiting for {waiting}"
                 if write:
                     raise IntacctWriteOutcomeUnknown(what) from None
                 raise IntacctTransientError(what) from None
         elapsed = time.perf_counter() - started
-        log.info("intacct %s -> HTTP %s in %.3fs", ",".join(names), response.status_code, elapsed)
+        log.info("intacct %s -> HTTP %s in %.3fs", ",".join(names), answer.status_code, elapsed)
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("intacct response: %s", redact_xml(response.content)[:_LOG_BODY_CHARS])
-        return response
+            log.debug("intacct response: %s", redact_xml(answer.content)[:_LOG_BODY_CHARS])
+        return answer
 
-    def _interpret(self, response: httpx.Response, *, write: bool) -> IntacctResponse:
+    def _interpret(self, response: _Answer, *, write: bool) -> IntacctResponse:
         status = response.status_code
         content_type = response.headers.get("content-type", "").lower()
         unknown = write and status not in _NOT_PROCESSED_STATUSES
+        if 300 <= status < 400 or status < 200:
+            # The gateway answers every request itself; a redirect (a login page, a moved
+            # host) is never an empty success, and following it would resend credentials.
+            location = response.headers.get("location", "nowhere")
+            raise IntacctResponseError(
+                f"Intacct answered HTTP {status} (redirect to {location}): check "
+                f"{settings.ENV_INTACCT_ENDPOINT_URL}",
+                http_status=status,
+            )
         if status == 429:
-            retry_after = _retry_after_seconds(response.headers.get("retry-after"))
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            if retry_after is not None and retry_after > settings.RETRY_AFTER_MAX_S:
+                raise IntacctRetryAfterTooLong(
+                    f"Intacct rate limit (HTTP 429) asks to wait {retry_after:g} s, longer "
+                    f"than the {settings.RETRY_AFTER_MAX_S:g} s allowed",
+                    retry_after=retry_after,
+                    http_status=429,
+                )
             errors = []
             if "xml" in content_type:
                 try:
@@ -357,7 +409,12 @@ class IntacctClient:
         if not session_id:
             raise IntacctResponseError("getAPISession returned no session id")
         endpoint = str(api.get("endpoint", "")).strip() or self._endpoint_url
-        endpoint = check_endpoint(endpoint, allow_custom=self._allow_custom)
+        try:
+            endpoint = check_endpoint(
+                endpoint, allow_custom=self._allow_custom, configured=self._endpoint_url
+            )
+        except ValueError as exc:
+            raise IntacctResponseError(str(exc)) from None
         session = Session(session_id, endpoint, str(api.get("locationid", "") or ""))
         if response.authentication is not None:
             session.observe_timeout(response.authentication.session_timeout)
@@ -396,6 +453,11 @@ class IntacctClient:
         with self._session_lock:
             if self._session is session:
                 self._session = None
+
+    @property
+    def session_endpoint(self) -> str:
+        """The endpoint getAPISession returned (opens a session if needed)."""
+        return self._current_session().endpoint
 
     @property
     def formatting(self) -> UserFormatting:

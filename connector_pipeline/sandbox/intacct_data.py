@@ -76,10 +76,11 @@ class ObjectDef:
         spec = self._specs.get(name)
         return spec.datatype if spec is not None else "TEXT"
 
-    def blank_record(self) -> dict[str, Any]:
-        """Every top-level field, empty: what Intacct returns for a field never set."""
-        groups = {spec.name.split(".", 1)[0] for spec in self.catalogue if "." in spec.name}
-        return {name: ({} if name in groups else None) for name in top_level(self.catalogue)}
+    @cached_property
+    def all_fields(self) -> tuple[str, ...]:
+        """What `*` (or no field list) answers with: every field, nested ones dotted, in
+        the lookup's order; a field never set is an empty element, as Intacct shows it."""
+        return tuple(spec.name for spec in self.catalogue)
 
 
 def ticket_catalogue() -> tuple[FieldSpec, ...]:

@@ -108,7 +108,6 @@ class Ledger:
             key = self.gw.new_key()
             now = when or self.gw.clock()
             record = {
-                **self.gw.defs[obj].blank_record(),
                 "RECORDNO": key,
                 "RECORDTYPE": "apbill" if party == "VENDOR" else "arinvoice",
                 "RECORDID": f"{'BILL' if party == 'VENDOR' else 'INV'}-{key}",
@@ -166,7 +165,6 @@ class Ledger:
             bill["WHENMODIFIED"] = max(now, bill.get("WHENMODIFIED") or now)
             key = self.gw.new_key()
             payment = {
-                **self.gw.defs[payment_obj].blank_record(),
                 "RECORDNO": key,
                 "RECORDTYPE": "appayment" if party == "VENDOR" else "arpayment",
                 "DOCNUMBER": f"PAY-{key}",

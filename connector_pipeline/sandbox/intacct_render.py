@@ -35,11 +35,8 @@ class Renderer:
     def record(
         self, parent: etree._Element, tag: str, record: Mapping[str, Any], fields: Sequence[str]
     ) -> None:
+        """`record` as `<tag>` with exactly `fields` (dotted ones nested), in that order."""
         el = sub(parent, tag)
-        if not fields:
-            for name, item in record.items():
-                self.value(el, name, item)
-            return
         for path in fields:
             parts = path.split(".")
             target = el

@@ -201,3 +201,16 @@ standing_links = Table(
     Column("written_at", UTCDateTime, nullable=True),
     Column("last_error", Text, nullable=True),
 )
+
+# Credentials a service refused (DESIGN.md decision 12): while a row is here, scheduled runs
+# and sensors skip, except one attempt per hour, until the credentials change (a different
+# fingerprint) or a run succeeds. The fingerprint is a slow salted hash, never the secret.
+credential_failures = Table(
+    "credential_failures",
+    metadata,
+    Column("system", String(16), primary_key=True),  # intacct | zendesk
+    Column("fingerprint", String(128), nullable=False),
+    Column("message", Text, nullable=False),  # one line naming the variable to fix
+    Column("failed_at", UTCDateTime, nullable=False),
+    Column("last_attempt_at", UTCDateTime, nullable=False),
+)

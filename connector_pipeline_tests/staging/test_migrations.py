@@ -33,6 +33,7 @@ LEDGER_TABLES = {
     "intacct_open_items",
     "intacct_payments",
     "standing_links",
+    "credential_failures",
 }
 CONCURRENT_OPENERS = 8
 

@@ -2,7 +2,7 @@
 organization.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-11-26
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from connector_pipeline.staging.types import UTCDateTime
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
