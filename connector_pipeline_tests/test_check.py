@@ -76,8 +76,11 @@ def writes(s: RunningSandboxes) -> tuple[Any, Any]:
 
 def test_a_correct_setup_passes(home: dict[str, str]) -> None:
     with sandboxes() as s:
-        before = writes(s)
         env = {**s.env, **home}
+        # A correct setup includes the standing fields the default mapping names.
+        setup = CliRunner().invoke(main, ["setup", "zendesk"], env=env)
+        assert setup.exit_code == 0, setup.output
+        before = writes(s)
         result = CliRunner().invoke(main, ["check"], env=env)
         assert result.exit_code == 0, result.output
         assert "FAIL" not in result.output
@@ -101,6 +104,7 @@ def test_a_correct_setup_passes(home: dict[str, str]) -> None:
         "zendesk: incremental export access",
         "zendesk: permission to write organizations",
         "zendesk: organization fields",
+        "zendesk: standing organization fields",
         "zendesk: webhook signing secret",
         "ledger: reachable and migrated",
         "dagster: instance configuration",
@@ -198,6 +202,16 @@ def test_missing_organization_field(home: dict[str, str], tmp_path: Path) -> Non
                 auth=(f"{s.env['ZENDESK_EMAIL']}/token", s.env["ZENDESK_API_TOKEN"]),
             ).raise_for_status()
         assert rows_of(env)["zendesk: organization fields"].status == "pass"
+
+
+def test_missing_standing_fields_name_the_setup_command(home: dict[str, str]) -> None:
+    with sandboxes() as s:
+        env = {**s.env, **home}
+        row = rows_of(env)["zendesk: standing organization fields"]
+        assert row.status == "fail" and "intacct_standing" in row.found
+        assert "ml-connector setup zendesk" in row.fix
+        assert CliRunner().invoke(main, ["setup", "zendesk"], env=env).exit_code == 0
+        assert rows_of(env)["zendesk: standing organization fields"].status == "pass"
 
 
 def test_unreachable_ledger(home: dict[str, str]) -> None:

@@ -91,7 +91,11 @@ def run_checks(
         rows.append(skipped(ZENDESK, "all checks", "needs the configuration above"))
     else:
         rows += check_zendesk(
-            environ, mapping.organization, receiver_url=receiver_url, **(zendesk_options or {})
+            environ,
+            mapping.organization,
+            receiver_url=receiver_url,
+            standing=mapping.standing,
+            **(zendesk_options or {}),
         )
     rows += check_ledger(_ledger_url(environ))
     rows += check_instance(environ)
