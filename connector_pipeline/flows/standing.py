@@ -80,6 +80,8 @@ class StandingReadResult:
     fetched: dict[str, int] = field(default_factory=dict)
     staged: int = 0
     invalid: int = 0
+    # After a complete read: staged records Intacct no longer returned, dropped.
+    removed: int = 0
     watermarks: dict[str, str] = field(default_factory=dict)
     api_calls: int = 0
     dry_run: bool = False
@@ -87,6 +89,7 @@ class StandingReadResult:
     def metadata(self) -> dict[str, Any]:
         return {
             "fetched": sum(self.fetched.values()),
+            "would_remove" if self.dry_run else "removed": self.removed,
             "fetched_by_object": json.dumps(self.fetched, sort_keys=True),
             "would_stage" if self.dry_run else "staged": self.staged,
             "invalid": self.invalid,
@@ -128,8 +131,14 @@ class StandingRead:
             after = None if self.options.full_refresh or stored is None else resume_point(stored)
             requests[obj] = (fields, after)
             result.fetched[obj] = 0
+        # Only a complete read tells which records are gone from Intacct.
+        present: dict[str, set[int]] = {o: set() for o, (_, a) in requests.items() if a is None}
         for obj, page in self.intacct.iter_changed_together(requests):
+            if obj in present:
+                present[obj].update(n for r in page if (n := _record_no(r)) is not None)
             positions[obj] = self._stage_page(obj, page, positions[obj], result)
+        for obj, seen in present.items():
+            result.removed += self._remove_absent(obj, seen)
         for obj, position in positions.items():
             if position is None:
                 continue
@@ -139,6 +148,17 @@ class StandingRead:
                 self.store.set_cursor(standing_cursor(obj), dump_position(position))
         result.api_calls = self.intacct.http_calls - start
         return result
+
+    def _remove_absent(self, obj: str, seen: set[int]) -> int:
+        if self.options.dry_run:
+            return 0
+        if obj in DOCUMENT_OBJECT.values():
+            removed = self.ledger.remove_absent_documents(obj, seen)
+        else:
+            removed = self.ledger.remove_absent_payments(obj, seen)
+        if removed:
+            self.log.info("%s: %d staged records gone from Intacct removed", obj, removed)
+        return removed
 
     def _stage_page(
         self,
@@ -180,6 +200,13 @@ class StandingRead:
         for key, reason, _ in bad:
             self.log.warning("Intacct record %s quarantined: %s", key, reason)
         return position
+
+
+def _record_no(record: Mapping[str, Any]) -> int | None:
+    try:
+        return int(str(record.get("RECORDNO")).strip())
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)

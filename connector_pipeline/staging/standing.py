@@ -8,12 +8,15 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import Connection, Table, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from connector_pipeline.domain import OpenItemRow, PaymentRow
 from connector_pipeline.staging.schema import intacct_open_items, intacct_payments, standing_links
 from connector_pipeline.staging.store import StagingStore, utcnow
+
+# Keys per DELETE statement: well under SQLite's bound-parameter limit.
+_DELETE_CHUNK = 500
 
 
 class StandingLedger:
@@ -56,6 +59,29 @@ class StandingLedger:
         self, rows: Sequence[PaymentRow], *, cursor: tuple[str, str] | None, conn: Connection
     ) -> int:
         return self._upsert(intacct_payments, [dict(r) for r in rows], cursor, conn)
+
+    def remove_absent_documents(self, source_object: str, present: set[int]) -> int:
+        return self._remove_absent(intacct_open_items, source_object, present)
+
+    def remove_absent_payments(self, source_object: str, present: set[int]) -> int:
+        return self._remove_absent(intacct_payments, source_object, present)
+
+    def _remove_absent(self, table: Table, source_object: str, present: set[int]) -> int:
+        """After a complete read: drop the staged rows Intacct no longer returned (a bill
+        deleted in Intacct must stop counting). The ledger only mirrors Intacct here."""
+        with self.store.transaction() as conn:
+            staged = conn.execute(
+                select(table.c.record_no).where(table.c.source_object == source_object)
+            ).scalars()
+            gone = [n for n in staged if n not in present]
+            for offset in range(0, len(gone), _DELETE_CHUNK):
+                conn.execute(
+                    delete(table).where(
+                        table.c.source_object == source_object,
+                        table.c.record_no.in_(gone[offset : offset + _DELETE_CHUNK]),
+                    )
+                )
+        return len(gone)
 
     def open_items(
         self, source_object: str, open_states: Collection[str]

@@ -263,3 +263,76 @@ def test_vendors_without_an_organization_are_counted_not_written(ledger: Staging
     w.stage_vendor(3)
     result = w.publish()
     assert result.not_linked == 1 and result.metadata()["updated"] == 2
+
+
+def test_a_complete_read_drops_bills_deleted_in_intacct(world: World) -> None:
+    kept = world.intacct.post_bill("V1", "10.00", date(2026, 12, 1))
+    gone = world.intacct.post_bill("V1", "90.00", date(2026, 12, 1))
+    world.read()
+    world.publish()
+    assert world.fields(1)["total_due"] == 100.0
+    del world.intacct.objects["APBILL"][gone]
+    assert world.read().removed == 0  # an incremental read can't tell
+    result = world.read(full_refresh=True)
+    assert result.removed == 1 and result.metadata()["removed"] == 1
+    world.publish()
+    assert world.fields(1)["total_due"] == 10.0
+    assert kept in world.intacct.objects["APBILL"]
+
+
+def test_customers_stand_on_invoices_and_receipts(ledger: StagingStore) -> None:
+    w = World(ledger)
+    w.store.upsert_vendors(
+        [
+            stage_row(
+                "CUSTOMER",
+                {
+                    "RECORDNO": 9,
+                    "CUSTOMERID": "C9",
+                    "NAME": "Customer 9",
+                    "CREDITLIMIT": "",
+                    "WHENMODIFIED": datetime(2026, 10, 1, tzinfo=UTC),
+                },
+            )
+        ]
+    )
+    w.store.upsert_vendor_links(
+        [
+            {
+                "external_id": "C9",
+                "source_object": "CUSTOMER",
+                "vendor_id": "C9",
+                "organization_id": 509,
+            }
+        ]
+    )
+    w.zendesk.organizations[509] = {"id": 509}
+    w.intacct.add_raw(
+        "ARINVOICE",
+        {
+            "RECORDNO": "31",
+            "CUSTOMERID": "C9",
+            "STATE": "Posted",
+            "WHENDUE": "10/01/2026",
+            "TOTALDUE": "250.00",
+        },
+    )
+    w.intacct.add_raw(
+        "ARPYMT",
+        {"RECORDNO": "32", "CUSTOMERID": "C9", "STATE": "Complete", "WHENPAID": "11/02/2026"},
+    )
+    StandingRead(w.intacct, w.store, ("CUSTOMER",), StandingOptions(), w.log).run()
+    StandingPublish(
+        w.zendesk,
+        w.store,
+        OrganizationMapping(),
+        MAPPING,
+        ("CUSTOMER",),
+        StandingOptions(),
+        TODAY,
+        w.log,
+    ).run()
+    fields = w.zendesk.organizations[509]["organization_fields"]
+    assert fields["standing"] == "ar-watch"
+    assert (fields["overdue"], fields["days_overdue"]) == (250.0, 56)
+    assert fields["last_payment"] == "2026-11-02" and fields["credit_limit"] is None
