@@ -26,9 +26,19 @@ class ConnectorMapping:
         unknown = sorted(set(data) - {"organization", "ticket_record", "standing"})
         if unknown:
             raise ValueError(f"unknown sections in the mapping file: {', '.join(unknown)}")
-        return cls(
+        mapping = cls(
             organization=OrganizationMapping.from_dict(data.get("organization") or {}),
             ticket_record=TicketRecordMapping.from_dict(data.get("ticket_record") or {}),
             # No standing section: nothing is published (files written before it existed).
             standing=StandingMapping.from_dict(data.get("standing") or {"enabled": False}),
         )
+        # Two writers of one organization field would overwrite each other on every run.
+        shared = set(mapping.organization.organization_fields) & set(
+            mapping.standing.fields.values() if mapping.standing.enabled else ()
+        )
+        if shared:
+            raise ValueError(
+                "organization.organization_fields and standing.fields both write "
+                f"{', '.join(sorted(shared))}"
+            )
+        return mapping

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from connector_pipeline.sync.mapping import ConnectorMapping
 from connector_pipeline.sync.standing import (
     GOOD,
     HOLD,
@@ -174,3 +175,21 @@ def test_setup_plan_creates_missing_fields_and_reports_unusable_ones() -> None:
     assert plan.present == ["d"]
     assert [k for k, _ in plan.unusable] == ["b", "t"]
     assert "ap-hold" in dict(plan.unusable)["b"]
+
+
+def test_the_mapping_file_refuses_two_writers_of_one_field() -> None:
+    text = """
+organization:
+  organization_fields:
+    intacct_total_due: "{TOTALDUE}"
+standing:
+  fields:
+    band: intacct_standing
+    total_due: intacct_total_due
+"""
+    with pytest.raises(ValueError, match="both write intacct_total_due"):
+        ConnectorMapping.from_yaml(text)
+
+
+def test_a_mapping_file_without_standing_publishes_nothing() -> None:
+    assert ConnectorMapping.from_yaml("organization: {}").standing.enabled is False
