@@ -95,6 +95,8 @@ def test_a_correct_setup_passes(home: dict[str, str]) -> None:
         "intacct: user sign-in",
         "intacct: user formatting",
         "intacct: read permission on VENDOR",
+        "intacct: read permission on APBILL",
+        "intacct: read permission on APPYMT",
         "intacct: ticket custom object",
         "intacct: ticket object fields",
         "intacct: ticket object relationship to VENDOR",

@@ -37,6 +37,13 @@ PARTY_FIELD = {
     "ARINVOICE": "CUSTOMERID",
     "ARPYMT": "CUSTOMERID",
 }
+
+
+def standing_objects(parties: Iterable[str]) -> tuple[str, ...]:
+    """The Intacct objects the standing of `parties` (VENDOR / CUSTOMER) is read from."""
+    return tuple(obj for p in parties for obj in (DOCUMENT_OBJECT[p], PAYMENT_OBJECT[p]))
+
+
 # Short ledger prefix per party, used in band tags: ap-hold, ar-watch.
 LEDGER = {"VENDOR": "ap", "CUSTOMER": "ar"}
 
