@@ -302,3 +302,18 @@ def test_plain_http_zendesk_base_url_needs_the_sandbox_flag(home: dict[str, str]
         rows = rows_of(env)
     row = rows["zendesk: configuration"]
     assert row.status == "fail" and "ZENDESK_BASE_URL must be https" in row.found
+
+
+def test_receiver_webhook_in_the_sandbox(home: dict[str, str]) -> None:
+    receiver = f"http://127.0.0.1:{free_port()}/webhooks/zendesk"
+    with sandboxes(zendesk=ZendeskSandboxConfig(webhook_url=receiver)) as s:
+        env = {**s.env, **home}
+        result = CliRunner().invoke(main, ["check", "--json", "--receiver-url", receiver], env=env)
+        elsewhere = rows_of(env, receiver_url="https://connector.example.com/webhooks/zendesk")
+    assert result.exit_code == 0, result.output
+    [found] = [
+        r for r in json.loads(result.output)["checks"] if r["check"] == "webhook to the receiver"
+    ]
+    assert found["status"] == "pass"
+    row = elsewhere["zendesk: webhook to the receiver"]
+    assert row.status == "fail" and "Admin Center > Apps and integrations > Webhooks" in row.fix

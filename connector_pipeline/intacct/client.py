@@ -178,8 +178,10 @@ class IntacctClient:
         max_concurrent_requests: int = settings.INTACCT_MAX_CONCURRENT_REQUESTS,
         user_formatting: UserFormatting | None = None,
         transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._allow_custom = allow_custom_endpoint
+        self._sleep = sleep
         self._endpoint_url = check_endpoint(endpoint_url, allow_custom=allow_custom_endpoint)
         self._request_deadline_s = request_deadline_s
         self._max_response_bytes = max_response_bytes
@@ -509,6 +511,7 @@ class IntacctClient:
             stop=stop_after_attempt(self._max_attempts) | stop_before_delay(self._retry_budget_s),
             wait=self._backoff,
             before_sleep=self._log_retry,
+            sleep=self._sleep,
             reraise=True,
         )
         try:
