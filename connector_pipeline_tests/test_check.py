@@ -308,6 +308,8 @@ def test_receiver_webhook_in_the_sandbox(home: dict[str, str]) -> None:
     receiver = f"http://127.0.0.1:{free_port()}/webhooks/zendesk"
     with sandboxes(zendesk=ZendeskSandboxConfig(webhook_url=receiver)) as s:
         env = {**s.env, **home}
+        # A correct setup includes the standing fields the default mapping names.
+        assert CliRunner().invoke(main, ["setup", "zendesk"], env=env).exit_code == 0
         result = CliRunner().invoke(main, ["check", "--json", "--receiver-url", receiver], env=env)
         elsewhere = rows_of(env, receiver_url="https://connector.example.com/webhooks/zendesk")
     assert result.exit_code == 0, result.output
