@@ -18,7 +18,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -174,6 +174,7 @@ class IntacctClient:
         max_concurrent_requests: int = settings.INTACCT_MAX_CONCURRENT_REQUESTS,
         user_formatting: UserFormatting | None = None,
         transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._allow_custom = allow_custom_endpoint
         self._endpoint_url = check_endpoint(endpoint_url, allow_custom=allow_custom_endpoint)
@@ -188,6 +189,8 @@ class IntacctClient:
         self._backoff = _Backoff(backoff_base_s, backoff_max_s)
         self._session_margin_s = session_margin_s
         self._session_max_age_s = session_max_age_s
+        # "Now" for session age and expiry: tests move it instead of sleeping.
+        self._clock = clock
         self._fixed_formatting = user_formatting
         self._formatting: UserFormatting | None = user_formatting
         self._http = httpx.Client(
@@ -411,7 +414,9 @@ class IntacctClient:
             )
         except ValueError as exc:
             raise IntacctResponseError(str(exc)) from None
-        session = Session(session_id, endpoint, str(api.get("locationid", "") or ""))
+        session = Session(
+            session_id, endpoint, str(api.get("locationid", "") or ""), issued_at=self._clock()
+        )
         if response.authentication is not None:
             session.observe_timeout(response.authentication.session_timeout)
         self._secrets.append(session_id)
@@ -440,7 +445,9 @@ class IntacctClient:
         with self._session_lock:
             session = self._session
             if session is None or not session.usable(
-                margin_s=self._session_margin_s, max_age_s=self._session_max_age_s
+                margin_s=self._session_margin_s,
+                max_age_s=self._session_max_age_s,
+                now=self._clock(),
             ):
                 session = self._session = self._open_session()
             return session
