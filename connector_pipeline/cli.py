@@ -43,8 +43,10 @@ def check(as_json: bool, receiver_url: str | None) -> None:
     from connector_pipeline.check.report import as_json as render_json
     from connector_pipeline.check.report import as_table, failed_any
 
-    # The clients log every call at INFO; the rows already say what happened.
-    logging.getLogger().setLevel(logging.WARNING)
+    parent = click.get_current_context().parent
+    if not (parent and parent.params.get("verbose")):
+        # The clients log every call at INFO; the rows already say what happened.
+        logging.getLogger().setLevel(logging.WARNING)
     rows = run_checks(receiver_url=receiver_url)
     click.echo(render_json(rows) if as_json else as_table(rows))
     if failed_any(rows):
@@ -203,6 +205,10 @@ main.add_command(demo_command)
 from connector_pipeline.zendesk.oauth_cli import zendesk_group  # noqa: E402
 
 main.add_command(zendesk_group)
+
+from connector_pipeline.setup_cli import setup_group  # noqa: E402
+
+main.add_command(setup_group)
 
 if __name__ == "__main__":
     main()

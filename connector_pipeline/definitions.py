@@ -15,6 +15,8 @@ from connector_pipeline import settings
 from connector_pipeline.defs.automation import (
     full_reconciliation_job,
     full_reconciliation_schedule,
+    standing_sync_job,
+    standing_sync_schedule,
     ticket_poll_job,
     ticket_poll_schedule,
     vendor_sync_job,
@@ -26,6 +28,7 @@ from connector_pipeline.defs.checks import ALL_CHECKS
 from connector_pipeline.defs.credentials import CREDENTIAL_SENSORS
 from connector_pipeline.defs.intacct_hints import intacct_hint_sensor
 from connector_pipeline.defs.resources import resources_from_env
+from connector_pipeline.defs.standing import intacct_standing, zendesk_standing
 from connector_pipeline.defs.tickets import (
     intacct_ticket_records,
     with_tickets_start,
@@ -40,10 +43,23 @@ defs = dg.Definitions(
         with_tickets_start(os.environ.get(settings.ENV_TICKETS_START_DATE)),
         zendesk_ticket_events,
         intacct_ticket_records,
+        intacct_standing,
+        zendesk_standing,
     ],
     asset_checks=ALL_CHECKS,
-    jobs=[vendor_sync_job, ticket_poll_job, webhook_events_job, full_reconciliation_job],
-    schedules=[vendor_sync_schedule, ticket_poll_schedule, full_reconciliation_schedule],
+    jobs=[
+        vendor_sync_job,
+        ticket_poll_job,
+        webhook_events_job,
+        full_reconciliation_job,
+        standing_sync_job,
+    ],
+    schedules=[
+        vendor_sync_schedule,
+        ticket_poll_schedule,
+        full_reconciliation_schedule,
+        standing_sync_schedule,
+    ],
     sensors=[webhook_inbox_sensor, intacct_hint_sensor, *CREDENTIAL_SENSORS],
     resources=resources_from_env(),
     # The steps of every job here run one after another (each waits on the one before, and

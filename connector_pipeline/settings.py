@@ -127,6 +127,9 @@ INTACCT_TICKET_FIELDS = (
     "organization_id",
     "zendesk_created_at",
     "zendesk_updated_at",
+    "ticket_url",
+    "assignee_group_id",
+    "satisfaction_rating",
     "RVENDOR",
 )
 # Sandbox gateway defaults.
@@ -233,6 +236,10 @@ ENV_INBOX_SENSOR_INTERVAL_S = "ML_CONNECTOR_INBOX_SENSOR_INTERVAL_S"
 DEFAULT_SOURCE_OBJECTS = "VENDOR"
 DEFAULT_TICKETS_START_DATE = "2026-01-01"
 DEFAULT_VENDOR_SYNC_CRON = "*/15 * * * *"
+ENV_STANDING_SYNC_CRON = "ML_CONNECTOR_STANDING_SYNC_CRON"
+# Standing refresh: bills and payments changed since the last run, and every party's
+# overdue recomputed for today (no Intacct call for what did not change).
+DEFAULT_STANDING_SYNC_CRON = "*/15 * * * *"
 DEFAULT_TICKET_POLL_CRON = "*/15 * * * *"
 DEFAULT_RECONCILE_CRON = "30 2 * * *"
 # Webhook runs coalesce: each drains everything pending, and the sensor looks at most once

@@ -76,8 +76,11 @@ def writes(s: RunningSandboxes) -> tuple[Any, Any]:
 
 def test_a_correct_setup_passes(home: dict[str, str]) -> None:
     with sandboxes() as s:
-        before = writes(s)
         env = {**s.env, **home}
+        # A correct setup includes the standing fields the default mapping names.
+        setup = CliRunner().invoke(main, ["setup", "zendesk"], env=env)
+        assert setup.exit_code == 0, setup.output
+        before = writes(s)
         result = CliRunner().invoke(main, ["check"], env=env)
         assert result.exit_code == 0, result.output
         assert "FAIL" not in result.output
@@ -92,6 +95,8 @@ def test_a_correct_setup_passes(home: dict[str, str]) -> None:
         "intacct: user sign-in",
         "intacct: user formatting",
         "intacct: read permission on VENDOR",
+        "intacct: read permission on APBILL",
+        "intacct: read permission on APPYMT",
         "intacct: ticket custom object",
         "intacct: ticket object fields",
         "intacct: ticket object relationship to VENDOR",
@@ -101,6 +106,7 @@ def test_a_correct_setup_passes(home: dict[str, str]) -> None:
         "zendesk: incremental export access",
         "zendesk: permission to write organizations",
         "zendesk: organization fields",
+        "zendesk: standing organization fields",
         "zendesk: webhook signing secret",
         "ledger: reachable and migrated",
         "dagster: instance configuration",
@@ -200,6 +206,16 @@ def test_missing_organization_field(home: dict[str, str], tmp_path: Path) -> Non
         assert rows_of(env)["zendesk: organization fields"].status == "pass"
 
 
+def test_missing_standing_fields_name_the_setup_command(home: dict[str, str]) -> None:
+    with sandboxes() as s:
+        env = {**s.env, **home}
+        row = rows_of(env)["zendesk: standing organization fields"]
+        assert row.status == "fail" and "intacct_standing" in row.found
+        assert "ml-connector setup zendesk" in row.fix
+        assert CliRunner().invoke(main, ["setup", "zendesk"], env=env).exit_code == 0
+        assert rows_of(env)["zendesk: standing organization fields"].status == "pass"
+
+
 def test_unreachable_ledger(home: dict[str, str]) -> None:
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
     with sandboxes() as s:
@@ -286,3 +302,20 @@ def test_plain_http_zendesk_base_url_needs_the_sandbox_flag(home: dict[str, str]
         rows = rows_of(env)
     row = rows["zendesk: configuration"]
     assert row.status == "fail" and "ZENDESK_BASE_URL must be https" in row.found
+
+
+def test_receiver_webhook_in_the_sandbox(home: dict[str, str]) -> None:
+    receiver = f"http://127.0.0.1:{free_port()}/webhooks/zendesk"
+    with sandboxes(zendesk=ZendeskSandboxConfig(webhook_url=receiver)) as s:
+        env = {**s.env, **home}
+        # A correct setup includes the standing fields the default mapping names.
+        assert CliRunner().invoke(main, ["setup", "zendesk"], env=env).exit_code == 0
+        result = CliRunner().invoke(main, ["check", "--json", "--receiver-url", receiver], env=env)
+        elsewhere = rows_of(env, receiver_url="https://connector.example.com/webhooks/zendesk")
+    assert result.exit_code == 0, result.output
+    [found] = [
+        r for r in json.loads(result.output)["checks"] if r["check"] == "webhook to the receiver"
+    ]
+    assert found["status"] == "pass"
+    row = elsewhere["zendesk: webhook to the receiver"]
+    assert row.status == "fail" and "Admin Center > Apps and integrations > Webhooks" in row.fix

@@ -203,6 +203,24 @@ def test_zendesk_retry_after_beyond_the_cap_is_a_typed_error(value: str) -> None
     assert slept == [] and len(server.seen) == 1
 
 
+def test_intacct_negative_retry_after_waits_the_minimum() -> None:
+    answers = iter([429, 302])
+
+    def script(handler: Handler, _seen: Seen) -> None:
+        # A 429 asking for -5 s, then an answer that ends the call (a redirect).
+        status = next(answers)
+        handler.answer(status, b"", {"Retry-After": "-5", "Content-Type": "text/plain"})
+
+    slept: list[float] = []
+    with (
+        hostile_server(script) as server,
+        intacct(server.url, sleep=slept.append) as client,
+        pytest.raises(IntacctResponseError, match="HTTP 302"),
+    ):
+        client.query("VENDOR", ["VENDORID"])
+    assert slept == [settings.RETRY_AFTER_MIN_S] and len(server.seen) == 2
+
+
 @pytest.mark.parametrize("value", ["999999", "inf"])
 def test_intacct_retry_after_beyond_the_cap_is_a_typed_error(value: str) -> None:
     script = always(429, b"busy", {"Retry-After": value, "Content-Type": "text/plain"})

@@ -25,6 +25,7 @@ from connector_pipeline.credentials import (
     missing_configuration,
 )
 from connector_pipeline.sync.mapping import ConnectorMapping
+from connector_pipeline.sync.standing import standing_objects
 from connector_pipeline.sync.vendors import parse_source_objects
 
 __all__ = ["CheckRow", "run_checks"]
@@ -86,12 +87,18 @@ def run_checks(
     if missing[INTACCT] or mapping is None:
         rows.append(skipped(INTACCT, "all checks", "needs the configuration above"))
     else:
-        rows += check_intacct(environ, mapping.ticket_record, objects, **(intacct_options or {}))
+        # Standing reads bills and payments too: the user needs read permission on them.
+        readable = [*objects, *(standing_objects(objects) if mapping.standing.enabled else ())]
+        rows += check_intacct(environ, mapping.ticket_record, readable, **(intacct_options or {}))
     if missing[ZENDESK] or mapping is None:
         rows.append(skipped(ZENDESK, "all checks", "needs the configuration above"))
     else:
         rows += check_zendesk(
-            environ, mapping.organization, receiver_url=receiver_url, **(zendesk_options or {})
+            environ,
+            mapping.organization,
+            receiver_url=receiver_url,
+            standing=mapping.standing,
+            **(zendesk_options or {}),
         )
     rows += check_ledger(_ledger_url(environ))
     rows += check_instance(environ)

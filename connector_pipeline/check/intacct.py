@@ -35,6 +35,11 @@ _SESSION_CHECKS = (ENDPOINT, FORMATTING, TICKET_OBJECT, TICKET_FIELDS, RELATIONS
 _READ_PERMISSION_FIX = {
     "VENDOR": "Accounts Payable > Vendors",
     "CUSTOMER": "Accounts Receivable > Customers",
+    # Read by the standing assets (docs/standing.md).
+    "APBILL": "Accounts Payable > Bills",
+    "APPYMT": "Accounts Payable > Payments",
+    "ARINVOICE": "Accounts Receivable > Invoices",
+    "ARPYMT": "Accounts Receivable > Payments",
 }
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from connector_pipeline import settings
 from connector_pipeline.check.rows import CheckRow, failed, passed, skipped, warned
+from connector_pipeline.sync.standing import StandingMapping, plan_fields
 from connector_pipeline.sync.vendors import OrganizationMapping
 from connector_pipeline.zendesk import ZendeskAuthError, ZendeskClient, ZendeskError
 
@@ -22,6 +23,7 @@ ROLE = "user role"
 EXPORT = "incremental export access"
 WRITE = "permission to write organizations"
 FIELDS = "organization fields"
+STANDING = "standing organization fields"
 SECRET = "webhook signing secret"
 WEBHOOK = "webhook to the receiver"
 
@@ -39,6 +41,7 @@ def check_zendesk(
     organizations: OrganizationMapping,
     *,
     receiver_url: str | None = None,
+    standing: StandingMapping | None = None,
     **client_options: Any,
 ) -> list[CheckRow]:
     try:
@@ -94,10 +97,35 @@ def check_zendesk(
         else:
             rows.append(failed(SYSTEM, WRITE, f"a {role} cannot manage organizations", ADMIN_FIX))
         rows.append(_fields_row(client, organizations))
+        if standing is not None and standing.enabled:
+            rows.append(_standing_row(client, standing))
         rows.append(_secret_row(environ))
         if receiver_url:
             rows.append(receiver_webhook_row(client, receiver_url))
         return rows
+
+
+def _standing_row(client: ZendeskClient, standing: StandingMapping) -> CheckRow:
+    """The organization fields the mapping's standing section names: present, with the
+    right type and, for the band, every option (Zendesk drops a value not among them)."""
+    try:
+        plan = plan_fields(standing, client.list_organization_fields())
+    except ZendeskError as exc:
+        return failed(SYSTEM, STANDING, str(exc), ADMIN_FIX)
+    if plan.create or plan.unusable:
+        found = "; ".join(
+            part
+            for part in (
+                f"missing: {', '.join(f['key'] for f in plan.create)}" if plan.create else "",
+                *(f"{key}: {why}" for key, why in plan.unusable),
+            )
+            if part
+        )
+        fix = "run `ml-connector setup zendesk` (it creates the missing fields)"
+        if plan.unusable:
+            fix += "; fix or rename the unusable ones, or change standing.fields in the mapping"
+        return failed(SYSTEM, STANDING, found, fix)
+    return passed(SYSTEM, STANDING, f"{len(plan.present)} standing fields exist")
 
 
 def _auth_fix() -> str:

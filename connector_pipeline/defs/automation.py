@@ -8,6 +8,7 @@ from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 from connector_pipeline import settings
 from connector_pipeline.defs.credentials import paused_by_credentials
 from connector_pipeline.defs.resources import StagingResource
+from connector_pipeline.defs.standing import intacct_standing, zendesk_standing
 from connector_pipeline.defs.tickets import (
     intacct_ticket_records,
     zendesk_ticket_events,
@@ -55,6 +56,12 @@ vendor_sync_job = dg.define_asset_job(
     "vendor_sync",
     selection=[intacct_vendors, zendesk_organizations],
     description="Intacct vendors changed since the watermark, then their Zendesk organizations.",
+)
+standing_sync_job = dg.define_asset_job(
+    "standing_sync",
+    selection=[intacct_standing, zendesk_standing],
+    description="Intacct bills and payments changed since the watermark, then each "
+    "organization's financial standing where it changed.",
 )
 ticket_poll_job = dg.define_asset_job(
     "ticket_poll",
@@ -188,3 +195,21 @@ def webhook_inbox_sensor(
             OLDEST_TAG: "" if oldest is None else oldest.isoformat(timespec="seconds"),
         },
     )
+
+
+@dg.schedule(
+    name="standing_sync_every_15_minutes",
+    job=standing_sync_job,
+    cron_schedule=os.environ.get(
+        settings.ENV_STANDING_SYNC_CRON, settings.DEFAULT_STANDING_SYNC_CRON
+    ),
+    default_status=_schedule_status(),
+    execution_timezone="UTC",
+    tags=trigger_tags("schedule"),
+)
+def standing_sync_schedule(
+    context: dg.ScheduleEvaluationContext, staging: StagingResource
+) -> dg.RunRequest | dg.SkipReason:
+    """Every 15 minutes (overdue follows the calendar), unless refused credentials pause
+    automatic runs."""
+    return paused_by_credentials(staging) or dg.RunRequest()

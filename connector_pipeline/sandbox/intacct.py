@@ -39,6 +39,7 @@ from connector_pipeline.sandbox.intacct_gateway import (
     IntacctGateway,
     IntacctSandboxConfig,
 )
+from connector_pipeline.sandbox.intacct_ledger import ledger_router
 from connector_pipeline.sandbox.intacct_scenario_text import unservable_text
 from connector_pipeline.sandbox.intacct_triggers import (
     SAGE_RETRY_DELAYS_S,
@@ -202,6 +203,7 @@ def create_app(config: IntacctSandboxConfig | None = None) -> FastAPI:
     app.state.sandbox = sandbox
     app.add_middleware(FaultMiddleware, injector=sandbox.faults)
     app.include_router(fault_router(sandbox.faults))
+    app.include_router(ledger_router(gateway))
 
     @app.post(settings.INTACCT_SANDBOX_PATH)
     async def xml_gateway(request: Request) -> Response:

@@ -4,7 +4,7 @@ user's wall-clock text, nested objects (DISPLAYCONTACT.MAILADDRESS) as nested el
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from lxml import etree
@@ -58,6 +58,9 @@ class Renderer:
                 self.value(parent, name, item)
         elif isinstance(value, datetime):
             sub(parent, name, self.timestamp(value))
+        elif isinstance(value, date):
+            # Date-only fields (WHENDUE, WHENPAID) in the user's date format, no zone.
+            sub(parent, name, value.strftime(self.formatting().date_pattern))
         elif isinstance(value, bool):
             sub(parent, name, "true" if value else "false")
         elif value is None:

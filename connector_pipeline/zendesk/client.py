@@ -416,6 +416,12 @@ class ZendeskClient:
         data = self._json("GET", f"{API}/organizations/search.json", params=params)
         return list(data.get("organizations") or [])
 
+    def create_organization_field(self, field: Mapping[str, Any]) -> dict[str, Any]:
+        data = self._json(
+            "POST", f"{API}/organization_fields.json", json={"organization_field": dict(field)}
+        )
+        return dict(data["organization_field"])
+
     def create_organization(self, organization: Mapping[str, Any]) -> dict[str, Any]:
         data = self._json(
             "POST", f"{API}/organizations.json", json={"organization": dict(organization)}
