@@ -1,9 +1,17 @@
-"""The code location: every asset, check, schedule, sensor and resource of ml-connector."""
+"""The code location: every asset, check, schedule, sensor and resource of ml-connector.
+
+Loading it is when the deployment's settings are bound: secrets and endpoints as
+`dg.EnvVar`s resolved at launch (`resources_from_env`), and what Dagster needs before any
+run, such as the first day of the ticket partitions, read here; the modules of `defs/`
+read no environment when imported."""
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
+from connector_pipeline import settings
 from connector_pipeline.defs.automation import (
     full_reconciliation_job,
     full_reconciliation_schedule,
@@ -23,8 +31,8 @@ from connector_pipeline.defs.resources import resources_from_env
 from connector_pipeline.defs.standing import intacct_standing, zendesk_standing
 from connector_pipeline.defs.tickets import (
     intacct_ticket_records,
+    with_tickets_start,
     zendesk_ticket_events,
-    zendesk_tickets,
 )
 from connector_pipeline.defs.vendors import intacct_vendors, zendesk_organizations
 
@@ -32,7 +40,7 @@ defs = dg.Definitions(
     assets=[
         intacct_vendors,
         zendesk_organizations,
-        zendesk_tickets,
+        with_tickets_start(os.environ.get(settings.ENV_TICKETS_START_DATE)),
         zendesk_ticket_events,
         intacct_ticket_records,
         intacct_standing,

@@ -19,7 +19,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -179,6 +179,7 @@ class IntacctClient:
         user_formatting: UserFormatting | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._allow_custom = allow_custom_endpoint
         self._sleep = sleep
@@ -194,6 +195,8 @@ class IntacctClient:
         self._backoff = _Backoff(backoff_base_s, backoff_max_s)
         self._session_margin_s = session_margin_s
         self._session_max_age_s = session_max_age_s
+        # "Now" for session age and expiry: tests move it instead of sleeping.
+        self._clock = clock
         self._fixed_formatting = user_formatting
         self._formatting: UserFormatting | None = user_formatting
         self._http = httpx.Client(
@@ -417,7 +420,9 @@ class IntacctClient:
             )
         except ValueError as exc:
             raise IntacctResponseError(str(exc)) from None
-        session = Session(session_id, endpoint, str(api.get("locationid", "") or ""))
+        session = Session(
+            session_id, endpoint, str(api.get("locationid", "") or ""), issued_at=self._clock()
+        )
         if response.authentication is not None:
             session.observe_timeout(response.authentication.session_timeout)
         self._secrets.append(session_id)
@@ -446,7 +451,9 @@ class IntacctClient:
         with self._session_lock:
             session = self._session
             if session is None or not session.usable(
-                margin_s=self._session_margin_s, max_age_s=self._session_max_age_s
+                margin_s=self._session_margin_s,
+                max_age_s=self._session_max_age_s,
+                now=self._clock(),
             ):
                 session = self._session = self._open_session()
             return session

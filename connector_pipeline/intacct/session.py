@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -52,7 +51,9 @@ class Session:
     session_id: str
     endpoint: str
     location_id: str = ""
-    issued_monotonic: float = field(default_factory=time.monotonic)
+    # When it was issued, by the client's clock (one injectable clock for age and expiry;
+    # a wall-clock jump at worst renews early, or meets the invalid-session replay).
+    issued_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     # The gateway's projected expiry; it slides forward on every call.
     expires_at: datetime | None = None
     formatting: UserFormatting | None = None
@@ -69,9 +70,9 @@ class Session:
         now: datetime | None = None,
     ) -> bool:
         """Reuse until the earlier of `expires_at - margin` and `max_age` after issue."""
-        if time.monotonic() - self.issued_monotonic >= max_age_s:
+        current = now or datetime.now(UTC)
+        if (current - self.issued_at).total_seconds() >= max_age_s:
             return False
         if self.expires_at is None:
             return True
-        current = now or datetime.now(UTC)
         return (self.expires_at - current).total_seconds() > margin_s

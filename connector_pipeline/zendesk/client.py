@@ -191,7 +191,6 @@ class ZendeskClient:
         self.http_calls = 0
         self.retries = 0
         self.paced_s = 0.0
-        self.last_rate_limit: RateLimitInfo | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **kwargs: Any) -> ZendeskClient:
@@ -273,8 +272,6 @@ class ZendeskClient:
             if incremental:
                 self._incremental.release()
         info = parse_rate_limit_headers(response.headers)
-        if info is not None:
-            self.last_rate_limit = info
         if not 200 <= response.status_code < 300:
             # 3xx included: an unfollowed redirect must never read as an empty success.
             raise parse_error(response.status_code, body, response.headers)
@@ -557,9 +554,6 @@ class ZendeskClient:
         return list(self._iter_cursor_pages("webhooks", settings.ZENDESK_PAGE_SIZE))
 
     # --- job statuses ---
-
-    def show_job_status(self, job_id: str) -> JobStatus:
-        return JobStatus.from_api(self._json("GET", f"{API}/job_statuses/{job_id}.json"))
 
     def show_many_job_statuses(self, job_ids: Sequence[str]) -> list[JobStatus]:
         statuses: list[JobStatus] = []
