@@ -106,7 +106,7 @@ def vendor_sync_schedule(
     context: dg.ScheduleEvaluationContext, staging: StagingResource
 ) -> dg.RunRequest | dg.SkipReason:
     """Every 15 minutes, unless refused credentials pause automatic runs."""
-    return paused_by_credentials(staging) or dg.RunRequest()
+    return paused_by_credentials(staging) or dg.RunRequest(tags=trigger_tags("schedule"))
 
 
 @dg.schedule(
@@ -145,7 +145,7 @@ def full_reconciliation_schedule(
     context: dg.ScheduleEvaluationContext, staging: StagingResource
 ) -> dg.RunRequest | dg.SkipReason:
     """Nightly, unless refused credentials pause automatic runs."""
-    return paused_by_credentials(staging) or dg.RunRequest()
+    return paused_by_credentials(staging) or dg.RunRequest(tags=trigger_tags("schedule"))
 
 
 @dg.sensor(
@@ -212,4 +212,4 @@ def standing_sync_schedule(
 ) -> dg.RunRequest | dg.SkipReason:
     """Every 15 minutes (overdue follows the calendar), unless refused credentials pause
     automatic runs."""
-    return paused_by_credentials(staging) or dg.RunRequest()
+    return paused_by_credentials(staging) or dg.RunRequest(tags=trigger_tags("schedule"))

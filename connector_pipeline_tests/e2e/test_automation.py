@@ -91,6 +91,9 @@ def test_schedules_evaluate(sqlite_url: str) -> None:
     with dg.build_schedule_context(scheduled_execution_time=tick, resources=resources) as context:
         result = vendor_sync_schedule.evaluate_tick(context)
     assert len(result.run_requests or []) == 1
+    # Runs say why they were launched (README: "Finding runs by tag").
+    for run_request in (request, *(result.run_requests or [])):
+        assert run_request.tags["ml-connector/trigger"] == "schedule"
 
 
 def test_webhook_deliveries_become_intacct_records_through_the_sensor(sqlite_url: str) -> None:

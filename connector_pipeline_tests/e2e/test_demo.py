@@ -195,6 +195,8 @@ def test_demo_serves_the_ui_runs_jobs_backfills_and_the_sensor(demos: Demos) -> 
         "zendesk_tickets",
         "zendesk_ticket_events",
         "intacct_ticket_records",
+        "intacct_standing",
+        "zendesk_standing",
     }
     sensor = ui.graphql(
         "query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) "
