@@ -155,6 +155,13 @@ def _export_row(client: ZendeskClient) -> CheckRow:
     return passed(SYSTEM, EXPORT, f"allowed ({page.received} ticket(s) changed in the last hour)")
 
 
+FIELDS_FIX = (
+    "create or activate them with these keys in Admin Center > People > Configuration "
+    "> Organization fields (text, multi-line, number, decimal, date, checkbox, "
+    "drop-down or regex), or change organization.organization_fields in the mapping file"
+)
+
+
 def _fields_row(client: ZendeskClient, organizations: OrganizationMapping) -> CheckRow:
     wanted = sorted(organizations.organization_fields)
     if not wanted:
@@ -163,36 +170,10 @@ def _fields_row(client: ZendeskClient, organizations: OrganizationMapping) -> Ch
         fields = {str(f.get("key")): f for f in client.list_organization_fields()}
     except ZendeskError as exc:
         return failed(SYSTEM, FIELDS, str(exc), ADMIN_FIX)
-    missing = [key for key in wanted if key not in fields]
-    inactive = [key for key in wanted if key in fields and fields[key].get("active") is False]
-    odd = [
-        f"{key} ({fields[key].get('type')})"
-        for key in wanted
-        if key in fields and str(fields[key].get("type")) not in TEXT_TYPES | CONVERTED_TYPES
-    ]
-    if missing or inactive or odd:
-        found = "; ".join(
-            part
-            for part in (
-                f"missing: {', '.join(missing)}" if missing else "",
-                f"inactive: {', '.join(inactive)}" if inactive else "",
-                f"type a template cannot fill: {', '.join(odd)}" if odd else "",
-            )
-            if part
-        )
-        return failed(
-            SYSTEM,
-            FIELDS,
-            found,
-            "create or activate them with these keys in Admin Center > People > Configuration "
-            "> Organization fields (text, multi-line, number, decimal, date, checkbox, "
-            "drop-down or regex), or change organization.organization_fields in the mapping file",
-        )
-    converted = [
-        f"{key} ({fields[key].get('type')})"
-        for key in wanted
-        if str(fields[key].get("type")) in CONVERTED_TYPES
-    ]
+    problems = _field_problems(wanted, fields)
+    if problems:
+        return failed(SYSTEM, FIELDS, problems, FIELDS_FIX)
+    converted = [_typed(key, fields) for key in wanted if _type(key, fields) in CONVERTED_TYPES]
     if converted:
         return warned(
             SYSTEM,
@@ -201,6 +182,32 @@ def _fields_row(client: ZendeskClient, organizations: OrganizationMapping) -> Ch
             "Zendesk accepts for that type",
         )
     return passed(SYSTEM, FIELDS, f"{len(wanted)} mapped fields exist as text fields")
+
+
+def _type(key: str, fields: Mapping[str, Mapping[str, Any]]) -> str:
+    return str(fields[key].get("type"))
+
+
+def _typed(key: str, fields: Mapping[str, Mapping[str, Any]]) -> str:
+    return f"{key} ({_type(key, fields)})"
+
+
+def _field_problems(wanted: list[str], fields: Mapping[str, Mapping[str, Any]]) -> str:
+    """Missing, inactive and unfillable mapped fields, in one line ("" when none)."""
+    present = [key for key in wanted if key in fields]
+    groups = (
+        ("missing", [key for key in wanted if key not in fields]),
+        ("inactive", [key for key in present if fields[key].get("active") is False]),
+        (
+            "type a template cannot fill",
+            [
+                _typed(key, fields)
+                for key in present
+                if _type(key, fields) not in TEXT_TYPES | CONVERTED_TYPES
+            ],
+        ),
+    )
+    return "; ".join(f"{label}: {', '.join(keys)}" for label, keys in groups if keys)
 
 
 def _secret_row(environ: Mapping[str, str]) -> CheckRow:

@@ -122,6 +122,12 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
+# The keyset of incremental reads; records without a WHENMODIFIED sort first and would
+# never move the cursor, so incremental reads leave them out.
+_CHANGED_KEY = ("WHENMODIFIED", "RECORDNO")
+_STAMPED = is_not_null("WHENMODIFIED")
+
+
 @dataclass(frozen=True)
 class _Answer:
     """An HTTP answer whose body was read in full (decompressed, under the size cap)."""
@@ -668,49 +674,53 @@ class IntacctClient:
         pages of the incremental reads (a cursor given) go in one request, so a day on
         which nothing changed costs one call however many objects are read. An object read
         from the start (no cursor) is read on its own, as `iter_changed` does."""
-        incremental = {obj: spec for obj, spec in requests.items() if spec[1] is not None}
         for obj, (fields, after) in requests.items():
             if after is None:
                 for page in self.iter_changed(obj, fields, None, page_size=page_size):
                     yield obj, page
-        if not incremental:
-            return
-        key = ("WHENMODIFIED", "RECORDNO")
-        wanted = {
-            obj: [*fields, *(k for k in key if k not in fields)]
-            for obj, (fields, _) in incremental.items()
+        incremental = {
+            obj: ([*fields, *(k for k in _CHANGED_KEY if k not in fields)], after)
+            for obj, (fields, after) in requests.items()
+            if after is not None
         }
-        where = is_not_null("WHENMODIFIED")
+        if incremental:
+            yield from self._changed_together(incremental, page_size)
+
+    def _changed_together(
+        self, incremental: Mapping[str, tuple[list[str], Cursor]], page_size: int
+    ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        """One request with the first page of each object's incremental read, then each
+        object's further pages on its own keyset."""
 
         def build(formatting: UserFormatting) -> list[etree._Element]:
             return [
                 fn.query(
                     obj,
-                    wanted[obj],
-                    filter=and_(where, _after_key(key, tuple(after or ()))),
-                    orderby=[(name, True) for name in key],
+                    fields,
+                    filter=and_(_STAMPED, _after_key(_CHANGED_KEY, tuple(after))),
+                    orderby=[(name, True) for name in _CHANGED_KEY],
                     pagesize=page_size,
                     offset=0,
                     format_value=lambda v: format_value(v, formatting),
                 )
-                for obj, (_, after) in incremental.items()
+                for obj, (fields, after) in incremental.items()
             ]
 
         results = self.execute(build)
         for result in results:
             result.raise_for_status()
-        for obj, result in zip(incremental, results, strict=True):
+        for (obj, (fields, _)), result in zip(incremental.items(), results, strict=True):
             records = [
                 r
                 for r in self._converted(result.records)
-                if all(r.get(name) is not None for name in key)
+                if all(r.get(name) is not None for name in _CHANGED_KEY)
             ]
             if records:
                 yield obj, records
             if len(result.records) < page_size or result.num_remaining == 0 or not records:
                 continue
-            last = tuple(records[-1][name] for name in key)
-            for page in self._keyset_pages(obj, wanted[obj], key, where, page_size, last):
+            last = tuple(records[-1][name] for name in _CHANGED_KEY)
+            for page in self._keyset_pages(obj, fields, _CHANGED_KEY, _STAMPED, page_size, last):
                 yield obj, page
 
     def _keyset_pages(
