@@ -7,6 +7,7 @@ import dagster as dg
 from connector_pipeline.defs.automation import (
     full_reconciliation_job,
     full_reconciliation_schedule,
+    tag_runs_with_what_they_wrote,
     ticket_poll_job,
     ticket_poll_schedule,
     vendor_sync_job,
@@ -35,7 +36,7 @@ defs = dg.Definitions(
     asset_checks=ALL_CHECKS,
     jobs=[vendor_sync_job, ticket_poll_job, webhook_events_job, full_reconciliation_job],
     schedules=[vendor_sync_schedule, ticket_poll_schedule, full_reconciliation_schedule],
-    sensors=[webhook_inbox_sensor, intacct_hint_sensor],
+    sensors=[webhook_inbox_sensor, intacct_hint_sensor, tag_runs_with_what_they_wrote],
     resources=resources_from_env(),
     # The steps of every job here run one after another (each waits on the one before, and
     # the API pools serialize the rest), so a process per step buys nothing and costs a
