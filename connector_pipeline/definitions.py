@@ -7,6 +7,8 @@ import dagster as dg
 from connector_pipeline.defs.automation import (
     full_reconciliation_job,
     full_reconciliation_schedule,
+    standing_sync_job,
+    standing_sync_schedule,
     tag_runs_with_what_they_wrote,
     ticket_poll_job,
     ticket_poll_schedule,
@@ -16,8 +18,10 @@ from connector_pipeline.defs.automation import (
     webhook_inbox_sensor,
 )
 from connector_pipeline.defs.checks import ALL_CHECKS
+from connector_pipeline.defs.credentials import CREDENTIAL_SENSORS
 from connector_pipeline.defs.intacct_hints import intacct_hint_sensor
 from connector_pipeline.defs.resources import resources_from_env
+from connector_pipeline.defs.standing import intacct_standing, zendesk_standing
 from connector_pipeline.defs.tickets import (
     intacct_ticket_records,
     zendesk_ticket_events,
@@ -32,11 +36,29 @@ defs = dg.Definitions(
         zendesk_tickets,
         zendesk_ticket_events,
         intacct_ticket_records,
+        intacct_standing,
+        zendesk_standing,
     ],
     asset_checks=ALL_CHECKS,
-    jobs=[vendor_sync_job, ticket_poll_job, webhook_events_job, full_reconciliation_job],
-    schedules=[vendor_sync_schedule, ticket_poll_schedule, full_reconciliation_schedule],
-    sensors=[webhook_inbox_sensor, intacct_hint_sensor, tag_runs_with_what_they_wrote],
+    jobs=[
+        vendor_sync_job,
+        ticket_poll_job,
+        webhook_events_job,
+        full_reconciliation_job,
+        standing_sync_job,
+    ],
+    schedules=[
+        vendor_sync_schedule,
+        ticket_poll_schedule,
+        full_reconciliation_schedule,
+        standing_sync_schedule,
+    ],
+    sensors=[
+        webhook_inbox_sensor,
+        intacct_hint_sensor,
+        *CREDENTIAL_SENSORS,
+        tag_runs_with_what_they_wrote,
+    ],
     resources=resources_from_env(),
     # The steps of every job here run one after another (each waits on the one before, and
     # the API pools serialize the rest), so a process per step buys nothing and costs a

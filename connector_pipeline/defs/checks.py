@@ -8,6 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from connector_pipeline import settings
+from connector_pipeline.defs.credentials import CREDENTIAL_CHECKS
 from connector_pipeline.defs.resources import ConnectorResource, StagingResource, ZendeskResource
 from connector_pipeline.defs.tickets import (
     LIVE_CURSOR,
@@ -176,6 +177,7 @@ def vendor_freshness_check() -> dg.AssetChecksDefinition:
 
 
 ALL_CHECKS = [
+    *CREDENTIAL_CHECKS,
     organization_checks,
     quarantine_check(intacct_vendors, [QUARANTINE_SOURCE]),
     quarantine_check(zendesk_organizations, [QUARANTINE_ORGANIZATION, QUARANTINE_EXTERNAL_ID]),

@@ -11,16 +11,31 @@ from connector_pipeline import settings
 from connector_pipeline.intacct.timefmt import UserFormatting
 
 
-def check_endpoint(url: str, *, allow_custom: bool) -> str:
+def check_endpoint(url: str, *, allow_custom: bool, configured: str | None = None) -> str:
     """`url` if it is an https URL on a host ending in `.intacct.com`; else ValueError.
 
     The SDKs skip this check for the endpoint getAPISession returns; we do not, because a
-    spoofed endpoint would receive every later request with its session id.
+    spoofed endpoint would receive every later request with its session id. With
+    `allow_custom` (the sandbox) any host is accepted for the configured endpoint, but an
+    endpoint returned by getAPISession (`configured` given) must stay on the configured
+    scheme, host and port.
     """
     parts = urlsplit(url)
     if not parts.scheme or not parts.hostname:
         raise ValueError(f"not an absolute URL: {url!r}")
     if allow_custom:
+        if configured is not None:
+            home = urlsplit(configured)
+            if (parts.scheme, parts.hostname, parts.port) != (
+                home.scheme,
+                home.hostname,
+                home.port,
+            ):
+                raise ValueError(
+                    f"refusing Intacct session endpoint {url!r}: with "
+                    f"{settings.ENV_INTACCT_ALLOW_CUSTOM_ENDPOINT}=1 it must be on the "
+                    f"configured host {home.scheme}://{home.netloc}"
+                )
         return url
     host = parts.hostname.lower()
     if parts.scheme != "https" or not host.endswith(settings.INTACCT_ENDPOINT_HOST_SUFFIX):

@@ -30,9 +30,10 @@ FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
 
 
 class Demo:
-    def __init__(self, ui: str, intacct: str) -> None:
+    def __init__(self, ui: str, intacct: str, zendesk: str) -> None:
         self.ui = ui
         self.intacct = intacct
+        self.zendesk = zendesk
 
     def graphql(self, query: str, **variables: Any) -> dict[str, Any]:
         response = httpx.post(
@@ -116,7 +117,9 @@ class Demos:
         )
         self.started.append((proc, []))
         ui = Demo(
-            f"http://127.0.0.1:{self.ports['ui']}", f"http://127.0.0.1:{self.ports['intacct']}"
+            f"http://127.0.0.1:{self.ports['ui']}",
+            f"http://127.0.0.1:{self.ports['intacct']}",
+            f"http://127.0.0.1:{self.ports['zendesk']}",
         )
         return ui, proc
 
@@ -228,6 +231,19 @@ def test_demo_serves_the_ui_runs_jobs_backfills_and_the_sensor(demos: Demos) -> 
     )
     assert records
     print(f"demo: ticket records in Intacct after {time.monotonic() - started:.0f} s")
+
+    # Financial standing reaches the organizations: the demo created the fields
+    # (`ml-connector setup zendesk`) and launched the first standing refresh.
+    wait_for(
+        "standing on the organizations",
+        lambda: [
+            o
+            for o in httpx.get(f"{ui.zendesk}/_sandbox/organizations", timeout=10).json()
+            if (o.get("organization_fields") or {}).get("intacct_standing")
+        ],
+        RUN_TIMEOUT_S,
+        proc,
+    )
 
     # A backfill of a week of tickets from the UI: one run, as the backfill policy says.
     today = datetime.now(UTC).date()

@@ -12,6 +12,7 @@ from connector_pipeline.intacct import (
     IntacctAuthError,
     IntacctClient,
     IntacctControlError,
+    IntacctResponseError,
     IntacctSessionInvalid,
 )
 from connector_pipeline.intacct.session import check_endpoint
@@ -137,7 +138,7 @@ def test_returned_endpoint_is_checked_too(start_sandbox: SandboxFactory) -> None
     sandbox = start_sandbox()
     client = IntacctClient.from_env(sandbox.env(), backoff_base_s=0.01)
     client._allow_custom = False  # the configured URL passed; the returned one must not
-    with pytest.raises(ValueError, match="refusing Intacct endpoint"):
+    with pytest.raises(IntacctResponseError, match="refusing Intacct endpoint"):
         client.query("VENDOR", FIELDS)
     client.close()
 
