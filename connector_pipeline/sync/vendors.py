@@ -403,7 +403,8 @@ def reconcile_links(
     account, so only what differs is written again. A linked organization edited in
     Zendesk loses its written hash (it is updated); one gone from Zendesk loses its id
     (it is looked up, or created, again). Returns the links and, by external id, the
-    fields that had drifted (["missing"] for a vanished organization)."""
+    fields that had drifted (["missing"] for a vanished organization): edits made in
+    Zendesk only, never vendor changes waiting to be written."""
     out = {key: dict(link) for key, link in links.items()}
     drift: dict[str, list[str]] = {}
     for org in desired:
@@ -415,7 +416,10 @@ def reconcile_links(
         if actual is None:
             link["organization_id"] = None
             drift[org.external_id] = ["missing"]
-        elif fields := drifted_fields(org, actual):
+        elif link.get("written_hash") == org.hash and (fields := drifted_fields(org, actual)):
+            # Only an organization whose Intacct side has not changed since it was
+            # written can have drifted: one with a vendor change not yet synced differs
+            # from the desired payload because of Intacct, and is updated anyway.
             link["written_hash"] = None
             drift[org.external_id] = fields
     return out, drift

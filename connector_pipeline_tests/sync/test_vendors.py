@@ -191,6 +191,17 @@ def test_reconcile_links_rewrites_only_drifted_and_missing(mapping):
     assert sorted(p["external_id"] for p in plan.create) == ["V3", "V4"]
 
 
+def test_a_vendor_change_not_yet_synced_is_not_drift(mapping):
+    written = map_vendor(staged(RECORDNO="5", VENDORID="V5", NAME="Old Name"), mapping)
+    changed = map_vendor(staged(RECORDNO="5", VENDORID="V5", NAME="New Name"), mapping)
+    links = {"v5": {"organization_id": 905, "written_hash": written.hash}}
+    # Zendesk holds what was written; only Intacct changed since.
+    fresh, drift = reconcile_links([changed], links, {905: as_zendesk_returns(written, id=905)})
+    assert drift == {}
+    plan = plan_organizations([changed], fresh, existing={})
+    assert [p["name"] for p in plan.update] == ["New Name"]  # updated all the same
+
+
 def test_custom_mapping_file():
     m = ConnectorMapping.from_yaml(
         """
