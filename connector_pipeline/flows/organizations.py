@@ -4,8 +4,8 @@ may already exist, create or update in bulk, and record each slice's outcome as 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +19,8 @@ from connector_pipeline.sync.vendors import (
     changed_organizations,
     collision_name,
     desired_organizations,
+    external_id_collisions,
+    is_active,
     lookup_by_export,
     name_key,
     needs_lookup,
@@ -27,6 +29,7 @@ from connector_pipeline.sync.vendors import (
 )
 
 QUARANTINE_ORGANIZATION = "organization"
+QUARANTINE_EXTERNAL_ID = "external_id_collision"
 # When (epoch seconds, this machine's clock) this flow last began creating organizations.
 CREATES_STARTED_CURSOR = "zendesk_organizations/creates_started"
 PREVIEW_COLUMNS = ("action", "external_id", "id", "name", "tags")
@@ -53,6 +56,9 @@ class OrganizationSyncResult:
     # Names written as "NAME (VENDORID)" in this run: clashes within the vendors, and
     # names Zendesk reported as taken by another organization.
     name_collisions: int = 0
+    # Records not written because their external id equals another's but for case; each
+    # is in quarantine (QUARANTINE_EXTERNAL_ID) with a reason naming both records.
+    external_id_collisions: int = 0
     # How what may already exist was looked up: "none", "show_many" or "export".
     lookup: str = "none"
     api_calls: int = 0
@@ -65,7 +71,12 @@ class OrganizationSyncResult:
         return {key: o for key, o in sorted(both.items()) if not o.ok}
 
     def metadata(self) -> dict[str, Any]:
-        common = {"unchanged": self.unchanged, "drifted": self.drifted, "lookup": self.lookup}
+        common = {
+            "unchanged": self.unchanged,
+            "drifted": self.drifted,
+            "external_id_collisions": self.external_id_collisions,
+            "lookup": self.lookup,
+        }
         if self.dry_run:
             return {
                 "would_create": self.would_create,
@@ -140,7 +151,9 @@ class OrganizationSync:
         return result
 
     def _plan(self, result: OrganizationSyncResult) -> OrganizationPlan:
-        desired = desired_organizations(self.store.vendors(self.objects), self.mapping)
+        staged = self.store.vendors(self.objects)
+        desired = desired_organizations(staged, self.mapping)
+        self._quarantine_collisions(staged, result)
         links = self.store.vendor_links()
         if self.options.full_refresh:
             # Compare with what Zendesk really holds and write only what differs. Reading
@@ -198,6 +211,30 @@ class OrganizationSync:
             unseen = [e for e in lookup if e.lower() not in seen]
             found += self.zendesk.show_many_organizations(external_ids=unseen) if unseen else []
         return found, taken_names
+
+    def _quarantine_collisions(
+        self, staged: Sequence[Mapping[str, Any]], result: OrganizationSyncResult
+    ) -> None:
+        """Nothing is dropped silently (decision 11): a record left out because its external
+        id equals another's but for case waits in quarantine, naming both, until one of
+        them is renamed or deleted in Intacct; then its entry is resolved."""
+        active = [v for v in staged if is_active(v["status"])]
+        collisions = external_id_collisions(active, self.mapping)
+        result.external_id_collisions = len(collisions)
+        for collision in collisions[: settings.PREVIEW_ROWS]:
+            self.log.warning("%s", collision.reason)
+        if self.options.dry_run:
+            return
+        entries = [(f"{c.source_object}:{c.record_no}", c.reason, asdict(c)) for c in collisions]
+        current = {key for key, _, _ in entries}
+        settled = [
+            item.key
+            for item in self.store.quarantine_list(QUARANTINE_EXTERNAL_ID)
+            if item.key not in current
+        ]
+        with self.store.transaction() as conn:
+            self.store.quarantine_add_many(QUARANTINE_EXTERNAL_ID, entries, conn=conn)
+            self.store.quarantine_resolve(QUARANTINE_EXTERNAL_ID, settled, conn=conn)
 
     def _write(
         self,

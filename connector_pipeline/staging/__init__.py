@@ -2,8 +2,10 @@
 
 from connector_pipeline.staging.store import (
     InboxAppend,
+    InboxBacklog,
     InboxEvent,
     InboxRow,
+    LedgerError,
     QuarantineItem,
     StagingStore,
     TicketLinkRow,
@@ -14,8 +16,10 @@ from connector_pipeline.staging.store import (
 
 __all__ = [
     "InboxAppend",
+    "InboxBacklog",
     "InboxEvent",
     "InboxRow",
+    "LedgerError",
     "QuarantineItem",
     "StagingStore",
     "TicketLinkRow",

@@ -3,8 +3,9 @@ connections, `IN` lists and dialect-specific inserts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -20,14 +21,17 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from connector_pipeline.staging.engine import READONLY
+from connector_pipeline.staging.rows import utcnow
 
 
 class LedgerBase:
     """The engine and the transaction helpers every table group uses."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Callable[[], datetime] = utcnow) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        # What "now" is for leases and processing times: tests move it instead of sleeping.
+        self.clock = clock
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:

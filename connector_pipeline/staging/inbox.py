@@ -18,9 +18,9 @@ from connector_pipeline import settings
 from connector_pipeline.staging.base import LedgerBase, chunks
 from connector_pipeline.staging.rows import (
     InboxAppend,
+    InboxBacklog,
     InboxEvent,
     InboxRow,
-    utcnow,
 )
 from connector_pipeline.staging.schema import (
     webhook_inbox,
@@ -97,7 +97,7 @@ class InboxTables(LedgerBase):
         the same row (SKIP LOCKED on Postgres, BEGIN IMMEDIATE on SQLite); a claim that is
         not marked processed within its own lease (`lease_seconds`, recorded with the claim)
         becomes claimable again."""
-        now = utcnow()
+        now = self.clock()
         token = uuid.uuid4().hex
         w = webhook_inbox
         pending = select(w.c.id).where(
@@ -148,7 +148,7 @@ class InboxTables(LedgerBase):
                 c.execute(
                     update(w)
                     .where(self._in(w.c.id, chunk))
-                    .values(processed_at=utcnow(), error=None)
+                    .values(processed_at=self.clock(), error=None)
                 )
 
     def release_inbox(
@@ -186,6 +186,43 @@ class InboxTables(LedgerBase):
                 )
             ).one()
         return {"total": int(total), "pending": int(pending), "max_id": int(max_id)}
+
+    def inbox_backlog(self) -> InboxBacklog:
+        w = webhook_inbox
+        unprocessed = w.c.processed_at.is_(None)
+        claimable = or_(w.c.claimed_at.is_(None), w.c.lease_expires_at <= self.clock())
+        with self._read(None) as c:
+            pending, free, attempts, oldest = c.execute(
+                select(
+                    func.count(),
+                    func.count().filter(claimable),
+                    func.coalesce(func.sum(w.c.attempts), 0),
+                    func.min(w.c.received_at),
+                ).where(unprocessed)
+            ).one()
+            newest = c.execute(
+                select(w.c.id, w.c.invocation_id, w.c.event_id, w.c.received_at)
+                .where(unprocessed)
+                .order_by(w.c.id.desc())
+                .limit(1)
+            ).first()
+        delivery = None
+        if newest is not None:
+            # Zendesk's invocation and event ids are unique across accounts and time; a
+            # delivery with neither is named by its arrival time and row id.
+            delivery = (
+                newest.invocation_id
+                or newest.event_id
+                or (f"{newest.received_at.isoformat()}#{newest.id}")
+            )
+        return InboxBacklog(
+            pending=int(pending),
+            claimable=int(free),
+            attempts=int(attempts),
+            oldest_received_at=oldest,
+            newest_id=None if newest is None else int(newest.id),
+            newest_delivery=delivery,
+        )
 
     def inbox_pending_ids(self, after_id: int = 0, limit: int | None = None) -> list[int]:
         w = webhook_inbox

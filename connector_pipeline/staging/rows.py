@@ -85,6 +85,36 @@ class InboxRow:
 
 
 @dataclass(frozen=True)
+class InboxBacklog:
+    """What the inbox holds unprocessed, as the sensor needs it. `mark` names the state of
+    the backlog from the rows themselves (the newest pending delivery's own ids, the
+    claims made so far and how many rows are free to claim), so it differs between two
+    ledgers, and changes when a delivery arrives, a drain gives rows back or a dead
+    drain's lease runs out, but never with a restart or a move."""
+
+    pending: int
+    claimable: int  # not under a live claim: a drain started now would take them
+    attempts: int
+    oldest_received_at: datetime | None
+    newest_id: int | None
+    newest_delivery: str | None
+
+    @property
+    def mark(self) -> str:
+        return f"{self.newest_delivery}:{self.pending}:{self.claimable}:{self.attempts}"
+
+
+@dataclass(frozen=True)
+class LedgerError:
+    """A write or delivery that failed last time it was tried (`last_error` / `error`)."""
+
+    table: str
+    key: str
+    error: str
+    at: datetime | None
+
+
+@dataclass(frozen=True)
 class QuarantineItem:
     kind: str
     key: str

@@ -9,6 +9,8 @@ compose several writes into one transaction (`with store.transaction() as conn: 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import datetime
 
 from alembic import command
 from alembic.runtime.migration import MigrationContext
@@ -24,11 +26,14 @@ from connector_pipeline.staging.engine import (
 )
 from connector_pipeline.staging.inbox import InboxTables
 from connector_pipeline.staging.links import LinkTables
+from connector_pipeline.staging.overview import LedgerOverview
 from connector_pipeline.staging.quarantine import QuarantineTables
 from connector_pipeline.staging.rows import (
     InboxAppend,
+    InboxBacklog,
     InboxEvent,
     InboxRow,
+    LedgerError,
     QuarantineItem,
     TicketLinkRow,
     UpsertCounts,
@@ -41,8 +46,10 @@ from connector_pipeline.staging.vendors import VendorTables
 # Callers import these from here; the table groups live in their own modules.
 __all__ = [
     "InboxAppend",
+    "InboxBacklog",
     "InboxEvent",
     "InboxRow",
+    "LedgerError",
     "QuarantineItem",
     "StagingStore",
     "TicketLinkRow",
@@ -60,15 +67,27 @@ _PG_MIGRATION_LOCK = 0x6D6C636F  # "mlco": advisory lock id held while migrating
 
 
 class StagingStore(
-    VendorTables, TicketTables, LinkTables, InboxTables, QuarantineTables, CursorTables
+    VendorTables,
+    TicketTables,
+    LinkTables,
+    InboxTables,
+    QuarantineTables,
+    LedgerOverview,
+    CursorTables,
 ):
     """The ledger. Open with `StagingStore.open(url)`; migrations run on first use. Each
     table group's methods live in its own module (cursors, vendors, tickets, links,
-    inbox, quarantine); this class joins them and owns the lifecycle."""
+    inbox, quarantine, overview); this class joins them and owns the lifecycle."""
 
     @classmethod
-    def open(cls, url: str | None = None, *, migrate: bool = True) -> StagingStore:
-        store = cls(create_staging_engine(url or settings.staging_database_url()))
+    def open(
+        cls,
+        url: str | None = None,
+        *,
+        migrate: bool = True,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> StagingStore:
+        store = cls(create_staging_engine(url or settings.staging_database_url()), clock)
         if migrate:
             store.upgrade()
         return store

@@ -10,13 +10,16 @@ from connector_pipeline.zendesk.client import (
 from connector_pipeline.zendesk.errors import (
     ZendeskAuthError,
     ZendeskConflict,
+    ZendeskDeadlineExceeded,
     ZendeskError,
     ZendeskInvalid,
     ZendeskNotFound,
     ZendeskRateLimited,
+    ZendeskRetryAfterTooLong,
     ZendeskServerError,
     ZendeskTooManyJobs,
     ZendeskTransportError,
+    ZendeskUnexpectedResponse,
     parse_error,
 )
 from connector_pipeline.zendesk.jobs import BulkItemResult, JobStatus
@@ -29,13 +32,16 @@ __all__ = [
     "ZendeskAuthError",
     "ZendeskClient",
     "ZendeskConflict",
+    "ZendeskDeadlineExceeded",
     "ZendeskError",
     "ZendeskInvalid",
     "ZendeskNotFound",
     "ZendeskRateLimited",
+    "ZendeskRetryAfterTooLong",
     "ZendeskServerError",
     "ZendeskTooManyJobs",
     "ZendeskTransportError",
+    "ZendeskUnexpectedResponse",
     "parse_error",
     "parse_export_page",
 ]

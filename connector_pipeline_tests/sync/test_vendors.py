@@ -192,6 +192,17 @@ def test_reconcile_links_rewrites_only_drifted_and_missing(mapping):
     assert sorted(p["external_id"] for p in plan.create) == ["V3", "V4"]
 
 
+def test_a_vendor_change_not_yet_synced_is_not_drift(mapping):
+    written = map_vendor(staged(RECORDNO="5", VENDORID="V5", NAME="Old Name"), mapping)
+    changed = map_vendor(staged(RECORDNO="5", VENDORID="V5", NAME="New Name"), mapping)
+    links = {"v5": {"organization_id": 905, "written_hash": written.hash}}
+    # Zendesk holds what was written; only Intacct changed since.
+    fresh, drift = reconcile_links([changed], links, {905: as_zendesk_returns(written, id=905)})
+    assert drift == {}
+    plan = plan_organizations([changed], fresh, existing={})
+    assert [p["name"] for p in plan.update] == ["New Name"]  # updated all the same
+
+
 def test_custom_mapping_file():
     m = ConnectorMapping.from_yaml(
         """
@@ -225,7 +236,8 @@ def test_name_collisions_are_disambiguated_deterministically(mapping):
     a = map_vendor(staged(RECORDNO="5", VENDORID="V5", NAME="Same Co"), mapping)
     b = map_vendor(staged(RECORDNO="9", VENDORID="V9", NAME=" same  co "), mapping)
     c = map_vendor(staged(RECORDNO="7", VENDORID="V7", NAME="Other"), mapping)
-    assert disambiguate_names([b, c, a]) == {"V9": "same co (V9)"}
+    # Names clash as Zendesk compares them, but each keeps its own text exactly.
+    assert disambiguate_names([b, c, a]) == {"V9": " same  co  (V9)"}
 
 
 def test_plan_skips_unchanged_updates_linked_and_looks_up_the_rest(mapping):
@@ -261,3 +273,32 @@ def test_lookup_by_export_picks_the_cheaper_lookup(
     candidates: int, organizations: int, export: bool
 ) -> None:
     assert lookup_by_export(candidates, organizations) is export
+
+
+def test_external_ids_equal_but_for_case_are_a_collision_naming_both(mapping):
+    from connector_pipeline.sync.vendors import external_id_collisions
+
+    vendors = [
+        staged(RECORDNO="15", VENDORID="vcase-15", NAME="Lower Case Ltd"),
+        staged(RECORDNO="16", VENDORID="VCASE-15", NAME="Upper Case Ltd"),
+        staged(RECORDNO="20", VENDORID="V20", NAME="Plain"),
+    ]
+    desired = {o.external_id for o in desired_organizations(vendors, mapping)}
+    assert desired == {"vcase-15", "V20"}  # the older record keeps the organization
+    [collision] = external_id_collisions(vendors, mapping)
+    assert collision.external_id == "VCASE-15"
+    assert "'VCASE-15' (RECORDNO 16)" in collision.reason
+    assert "'vcase-15' (RECORDNO 15)" in collision.reason
+
+
+def test_a_vendorid_deleted_and_used_again_is_no_collision(mapping):
+    from connector_pipeline.domain import DELETED as VENDOR_DELETED
+    from connector_pipeline.sync.vendors import external_id_collisions
+
+    old = {**staged(RECORDNO="3", VENDORID="v-3", NAME="Old"), "status": VENDOR_DELETED}
+    reused = staged(RECORDNO="9", VENDORID="V-3", NAME="New")
+    again = staged(RECORDNO="12", VENDORID="v-3", NAME="Newest")
+    assert external_id_collisions([old, reused], mapping) == []
+    assert [o.record_no for o in desired_organizations([old, reused], mapping)] == [9]
+    # The same VENDORID twice (one deleted) still picks the record in Intacct.
+    assert [o.record_no for o in desired_organizations([old, again], mapping)] == [12]

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from connector_pipeline import settings
 from connector_pipeline.sandbox.zendesk_errors import SandboxInvalid, not_found, too_many_values
 from connector_pipeline.sandbox.zendesk_routes.common import (
+    api_base,
     csv_values,
     cursor_page,
     int_id,
@@ -29,21 +30,12 @@ def router(sandbox: ZendeskSandbox) -> APIRouter:
     def list_organizations(request: Request) -> dict[str, Any]:
         return cursor_page(state.organization_list(), request, "organizations", "organizations")
 
-    @router.get("/incremental/organizations")
-    def export_organizations(start_time: int, per_page: int = 1000) -> dict[str, Any]:
-        per_page = min(max(per_page, 1), settings.ZENDESK_EXPORT_PER_PAGE)
-        return state.export_organizations(start_time=start_time, per_page=per_page)
-
     @router.post("/organizations", status_code=201)
     async def create_organization(request: Request) -> JSONResponse:
         body = await read_body(request)
         org = state.create_organization(body.get("organization") or {})
         location = f"{request.base_url}api/v2/organizations/{org['id']}.json"
         return JSONResponse({"organization": org}, status_code=201, headers={"Location": location})
-
-    @router.get("/organizations/count")
-    def count_organizations() -> dict[str, Any]:
-        return {"count": {"value": len(state.organization_list()), "refreshed_at": None}}
 
     @router.get("/organizations/show_many")
     def show_many_organizations(ids: str | None = None, external_ids: str | None = None) -> dict:
@@ -54,7 +46,13 @@ def router(sandbox: ZendeskSandbox) -> APIRouter:
             found = state.organizations_by(ids=[int(i) for i in id_list], external_ids=ext_list)
         except ValueError as exc:
             raise not_found() from exc
-        return {"organizations": found}
+        # Offset-style envelope, as recorded (organizations_show_many_one_id.json).
+        return {
+            "organizations": found,
+            "next_page": None,
+            "previous_page": None,
+            "count": len(found),
+        }
 
     @router.get("/organizations/search")
     def search_organizations(external_id: str | None = None, name: str | None = None) -> dict:
@@ -73,6 +71,17 @@ def router(sandbox: ZendeskSandbox) -> APIRouter:
             "previous_page": None,
             "count": len(found),
         }
+
+    @router.get("/organizations/count")
+    def count_organizations() -> dict[str, Any]:
+        return {"count": state.organization_count()}
+
+    @router.get("/incremental/organizations")
+    def export_organizations(request: Request, start_time: int, per_page: int = 1000) -> dict:
+        per_page = min(max(per_page, 1), settings.ZENDESK_EXPORT_PER_PAGE)
+        return state.export_organizations(
+            start_time=start_time, per_page=per_page, base=api_base(request)
+        )
 
     @router.post("/organizations/create_or_update")
     async def create_or_update(request: Request) -> JSONResponse:
