@@ -13,21 +13,19 @@ from connector_pipeline.defs.resources import ConnectorResource, StagingResource
 from connector_pipeline.defs.tickets import (
     LIVE_CURSOR,
     QUARANTINE_EVENT,
-    QUARANTINE_RECORD,
     QUARANTINE_TICKET,
-    QUARANTINE_UNMATCHED,
+    TICKET_RECORD_QUARANTINE,
     intacct_ticket_records,
     zendesk_ticket_events,
     zendesk_tickets,
 )
 from connector_pipeline.defs.vendors import (
-    QUARANTINE_ORGANIZATION,
+    ORGANIZATION_QUARANTINE,
     QUARANTINE_SOURCE,
     intacct_vendors,
     watermark_cursor,
     zendesk_organizations,
 )
-from connector_pipeline.flows.organizations import QUARANTINE_EXTERNAL_ID
 from connector_pipeline.staging import utcnow
 from connector_pipeline.status import (
     open_quarantine,
@@ -225,11 +223,11 @@ ALL_CHECKS = [
     *CREDENTIAL_CHECKS,
     organization_checks,
     quarantine_check(intacct_vendors, [QUARANTINE_SOURCE]),
-    quarantine_check(zendesk_organizations, [QUARANTINE_ORGANIZATION, QUARANTINE_EXTERNAL_ID]),
+    quarantine_check(zendesk_organizations, list(ORGANIZATION_QUARANTINE)),
     quarantine_check(zendesk_tickets, [QUARANTINE_TICKET]),
     quarantine_check(zendesk_ticket_events, [QUARANTINE_EVENT]),
     # Unmatched tickets are quarantined too: counted here, as in the CLI.
-    quarantine_check(intacct_ticket_records, [QUARANTINE_RECORD, QUARANTINE_UNMATCHED]),
+    quarantine_check(intacct_ticket_records, list(TICKET_RECORD_QUARANTINE)),
     vendor_freshness_check(),
     freshness_check(zendesk_tickets, [LIVE_CURSOR]),
 ]

@@ -121,6 +121,12 @@ def zendesk_ticket_events(
     return report(result)
 
 
+# What intacct_ticket_records leaves in quarantine: writes Intacct refused and tickets
+# whose organization stands for no vendor (its materialization and its quarantine_size
+# check count the same kinds).
+TICKET_RECORD_QUARANTINE = (QUARANTINE_RECORD, QUARANTINE_UNMATCHED)
+
+
 @dg.asset(
     group_name="tickets",
     deps=[zendesk_tickets, zendesk_ticket_events, zendesk_organizations],
@@ -145,4 +151,9 @@ def intacct_ticket_records(
     )
     with rate_limits_as_retries():
         result = flow.run()
-    return report(result, result.preview, ticket_records.PREVIEW_COLUMNS)
+    return report(
+        result,
+        result.preview,
+        ticket_records.PREVIEW_COLUMNS,
+        quarantine=(staging.store, TICKET_RECORD_QUARANTINE),
+    )

@@ -16,7 +16,10 @@ from connector_pipeline.defs.resources import (
     ZendeskResource,
 )
 from connector_pipeline.flows import organizations, vendors
-from connector_pipeline.flows.organizations import QUARANTINE_ORGANIZATION
+from connector_pipeline.flows.organizations import (
+    QUARANTINE_EXTERNAL_ID,
+    QUARANTINE_ORGANIZATION,
+)
 from connector_pipeline.flows.vendors import QUARANTINE_SOURCE, watermark_cursor
 
 __all__ = [
@@ -57,6 +60,11 @@ def intacct_vendors(
     return report(result, preview, vendors.PREVIEW_COLUMNS)
 
 
+# What zendesk_organizations leaves in quarantine (its materialization and its
+# quarantine_size check count the same kinds).
+ORGANIZATION_QUARANTINE = (QUARANTINE_ORGANIZATION, QUARANTINE_EXTERNAL_ID)
+
+
 @dg.asset(
     group_name="vendors",
     deps=[intacct_vendors],
@@ -82,4 +90,9 @@ def zendesk_organizations(
     )
     with rate_limits_as_retries():
         result = flow.run()
-    return report(result, result.preview, organizations.PREVIEW_COLUMNS)
+    return report(
+        result,
+        result.preview,
+        organizations.PREVIEW_COLUMNS,
+        quarantine=(staging.store, ORGANIZATION_QUARANTINE),
+    )

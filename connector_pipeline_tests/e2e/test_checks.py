@@ -41,7 +41,15 @@ def test_checks_pass_after_a_sync_and_catch_what_goes_wrong(sqlite_url: str) -> 
         seed_vendors(p.sandboxes, vendors=40, unlinked_organizations=2)
         p.materialize([intacct_vendors, zendesk_organizations])
         seed_tickets(p.sandboxes, tickets=80, days=3)
-        p.materialize([zendesk_tickets, intacct_ticket_records], tags=ticket_range_tags(days=4))
+        loaded = p.materialize(
+            [zendesk_tickets, intacct_ticket_records], tags=ticket_range_tags(days=4)
+        )
+        [records] = [
+            m
+            for m in loaded.get_asset_materialization_events()
+            if m.asset_key == intacct_ticket_records.key
+        ]
+        records_metadata = records.materialization.metadata
 
         checks = check_results(p)
         assert checks["zendesk_organizations:every_active_vendor_has_one_organization"].passed
@@ -54,6 +62,12 @@ def test_checks_pass_after_a_sync_and_catch_what_goes_wrong(sqlite_url: str) -> 
         unmatched = cast(int, quarantined.metadata["ticket_unmatched"].value)
         assert unmatched > 0
         assert quarantined.metadata["open"].value == unmatched
+        # The run that left them there says the same, with the same table.
+        assert records_metadata["quarantined"].value == unmatched
+        assert (
+            records_metadata["quarantined_by_reason"].value
+            == quarantined.metadata["by_reason"].value
+        )
         # The failing check names the reason, with example keys, in its table.
         assert "is not linked to an Intacct vendor" in str(quarantined.description)
         assert "is not linked to an Intacct vendor" in quarantined.metadata["by_reason"].value  # type: ignore[operator]
