@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export ML_CONNECTOR_HOME ?= $(CURDIR)/.ml-connector
 export DAGSTER_HOME ?= $(ML_CONNECTOR_HOME)/dagster
 
-.PHONY: install test demo bench lint clean
+.PHONY: install test demo bench chaos lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all $(BENCH)
+
+# Overlapping runs under faults, kills and forged webhooks, then an exact verification;
+# on the SQLite ledger and on Postgres (CONNECTOR_TEST_POSTGRES_URL, else the local server).
+chaos: $(STAMP)
+	$(BIN)/python -m bench.chaos $(CHAOS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
