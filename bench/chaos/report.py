@@ -39,7 +39,10 @@ def render_tally(r: dict[str, Any]) -> str:
         f"{amp['records_changed']} records = {amp['record_writes_per_record_changed']}; "
         f"organization writes {amp['organization_writes']} for {amp['organizations_changed']} "
         f"organizations = {amp['organization_writes_per_organization_changed']} "
-        f"(goal <= {amp['goal']})",
+        f"(goal <= {amp['goal']}); against the most writes traffic could have needed "
+        f"({amp['record_writes_needed_at_most']} and {amp['organization_writes_needed_at_most']})"
+        f": {amp['record_writes_per_write_needed_at_least']} and "
+        f"{amp['organization_writes_per_write_needed_at_least']}",
         f"checked: {_kv(r['verdict']['checked'])}",
     ]
     damage = r.get("damage_check")

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from bench.chaos.runs import DagsterRuns, LiveRun, RunOutcome
+from bench.chaos.runs import DagsterRuns, RunOutcome
 from bench.chaos.traffic import SessionInvalidator, Traffic, WebhookForger
 from bench.chaos.verify import Truth, Verdict, inbox_rows, verify
 from connector_pipeline import settings
@@ -291,6 +291,7 @@ class Session:
         spacing = cfg.min_s * 0.8 / max(cfg.kills, 1)
         not_before = started + spacing * self.rng.uniform(0.3, 1.0)
         last = self._write_counters()
+        by_system = dict.fromkeys(WRITE_JOBS, 0)
         while not self.stop_chaos.is_set() and self.kills < cfg.kills:
             time.sleep(SANDBOX_POLL_S)
             now = self._write_counters()
@@ -298,14 +299,22 @@ class Session:
             last = now
             if not moved or time.monotonic() < not_before:
                 continue
-            jobs = set().union(*(WRITE_JOBS[s] for s in moved))
-            candidates = self.runs.live(jobs)
+            # Kills alternate between the two services' writers: the system with fewer
+            # kills so far goes first; the other only once it has waited a while, so a
+            # session whose writes all go one way still gets its kills.
+            wanted = min(by_system, key=lambda system: by_system[system])
+            overdue = time.monotonic() > not_before + 2 * spacing
+            targets = [wanted] if wanted in moved else (moved if overdue else [])
+            candidates = [
+                (system, run) for system in targets for run in self.runs.live(WRITE_JOBS[system])
+            ]
             if not candidates:
                 continue
-            victim: LiveRun = self.rng.choice(candidates)
+            system, victim = self.rng.choice(candidates)
             time.sleep(self.rng.uniform(0, 0.15))
             if self.runs.kill(victim):
                 self.kills += 1
+                by_system[system] += 1
                 self.kills_by_job[victim.job] = self.kills_by_job.get(victim.job, 0) + 1
                 not_before = time.monotonic() + spacing * self.rng.uniform(0.5, 1.5)
 
@@ -444,7 +453,9 @@ class Session:
                 for thread in [killer, *loops]:
                     thread.join(timeout=60)
                 for url in (sandboxes.intacct_url, sandboxes.zendesk_url):
-                    self._post(url, "/_sandbox/faults", {"rate": 0.0, "latency_ms": 0.0})
+                    self._post(
+                        url, "/_sandbox/faults", {"rate": 0.0, "latency_ms": 0.0, "script": []}
+                    )
                 self._post(sandboxes.intacct_url, "/_sandbox/config", {"latency_ms": 0.0})
                 for lane in lanes:
                     lane.join(timeout=cfg.run_timeout_s + 30)
@@ -496,7 +507,7 @@ class Session:
                 **dict(loops[2].counts),
                 "deliveries_attempted_by_zendesk": int(stats["zendesk"]["webhook_deliveries"]),
             },
-            write_amplification=self._amplification(stats, verdict),
+            write_amplification=self._amplification(stats, verdict, loops[0].counts),
             verdict=verdict.as_dict(),
             failed_run_tails=failed_tails,
         )
@@ -551,7 +562,9 @@ class Session:
     def verify(self) -> Verdict:
         return verify(self.truth())
 
-    def _amplification(self, stats: dict[str, Any], verdict: Verdict) -> dict[str, Any]:
+    def _amplification(
+        self, stats: dict[str, Any], verdict: Verdict, traffic: Mapping[str, int]
+    ) -> dict[str, Any]:
         """Writes the connector made per object it had to change. Every ticket record and
         every vendor's organization was written at least once in this session (records
         are created here; pre-existing organizations carry none of the mapped fields), so
@@ -565,7 +578,24 @@ class Session:
         )
         records = int(stats["intacct"]["records"].get(TICKET_OBJECT, 0))
         organizations = int(verdict.checked.get("vendors", 0))
+        # At most this many writes were needed: one per object, plus one per later change
+        # live traffic made (not every change needs its own write: two changes between
+        # runs need one).
+        record_bound = records + sum(
+            traffic.get(k, 0) for k in ("ticket_retitled", "ticket_status_changed", "ticket_solved")
+        )
+        org_bound = organizations + sum(
+            traffic.get(k, 0) for k in ("vendor_modified", "vendor_deactivated")
+        )
         return {
+            "record_writes_needed_at_most": record_bound,
+            "record_writes_per_write_needed_at_least": round(record_writes / record_bound, 3)
+            if record_bound
+            else None,
+            "organization_writes_needed_at_most": org_bound,
+            "organization_writes_per_write_needed_at_least": round(org_writes / org_bound, 3)
+            if org_bound
+            else None,
             "intacct_record_writes": record_writes,
             "records_changed": records,
             "record_writes_per_record_changed": round(record_writes / records, 3)
