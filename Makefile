@@ -11,22 +11,30 @@ export DAGSTER_HOME ?= $(ML_CONNECTOR_HOME)/dagster
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+
+# uv (from PyPI, into the venv itself) resolves and installs the ~150 dependencies in
+# parallel: a cold install takes well under a minute instead of about four with pip.
+$(BIN)/uv: | $(BIN)/python
+	$(BIN)/pip install --quiet uv
 
 # Reinstall only when the dependency list changes.
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+$(STAMP): pyproject.toml | $(BIN)/uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
+# The layering of DESIGN.md is a contract (pyproject [tool.importlinter]): CI fails on a
+# violation before any test runs.
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
+# DB=postgres: the production shape (Postgres for the ledger and Dagster's storage,
+# dagster-webserver and dagster-daemon as separate processes).
+DB ?= sqlite
 demo: $(STAMP)
-	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/ml-connector demo
+	$(BIN)/ml-connector demo --db $(DB)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all $(BENCH)

@@ -25,7 +25,8 @@ from typing import Any
 
 from bench.common import main, peak_rss_mib, postgres_server
 from connector_pipeline import settings
-from connector_pipeline.staging import StagingStore, UpsertCounts, VendorRow
+from connector_pipeline.domain import VendorRow
+from connector_pipeline.staging import StagingStore, UpsertCounts
 from connector_pipeline.staging.schema import intacct_vendors
 from connector_pipeline.staging.scratch import scratch_postgres_database
 

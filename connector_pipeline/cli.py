@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from connector_pipeline import settings
+
+if TYPE_CHECKING:
+    from connector_pipeline.staging import StagingStore
+    from connector_pipeline.status import AssetRun
 
 
 @click.group()
@@ -24,18 +32,50 @@ def db() -> None:
     """The staging ledger."""
 
 
-@db.command("upgrade")
-@click.option(
-    "--url",
-    envvar=settings.ENV_STAGING_DATABASE_URL,
-    default=None,
-    help="Ledger URL (default: STAGING_DATABASE_URL or SQLite under ML_CONNECTOR_HOME).",
+URL_HELP = (
+    "Ledger URL. Default: STAGING_DATABASE_URL, else the ledger `ml-connector demo` wrote to "
+    "ML_CONNECTOR_HOME/staging-url, else ML_CONNECTOR_HOME/staging.db (the resolution the "
+    "Dagster resources use)."
 )
+ASSETS = (
+    "intacct_vendors",
+    "zendesk_organizations",
+    "zendesk_tickets",
+    "zendesk_ticket_events",
+    "intacct_ticket_records",
+)
+
+
+def _resolve_ledger(url: str | None) -> tuple[str, str]:
+    return (url, "--url") if url else settings.staging_database_source()
+
+
+def _open_existing_ledger(url: str | None) -> tuple[StagingStore, str, str]:
+    """The ledger to read, which must exist: reading never creates an empty one."""
+    from sqlalchemy.engine import make_url
+
+    from connector_pipeline.staging import StagingStore
+
+    resolved, source = _resolve_ledger(url)
+    parsed = make_url(resolved)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        path = Path(parsed.database)
+        if not path.is_file():
+            raise click.ClickException(
+                f"no ledger at {path} (from {source}). Start `ml-connector demo` or a run "
+                "first, or pass --url / set STAGING_DATABASE_URL."
+            )
+    store = StagingStore.open(resolved, migrate=False)
+    return store, resolved, source
+
+
+@db.command("upgrade")
+@click.option("--url", default=None, help=URL_HELP)
 def db_upgrade(url: str | None) -> None:
     """Apply pending ledger migrations."""
     from connector_pipeline.staging import StagingStore
 
-    store = StagingStore.open(url, migrate=False)
+    store = StagingStore.open(_resolve_ledger(url)[0], migrate=False)
     try:
         ran = store.upgrade()
         click.echo(
@@ -46,20 +86,84 @@ def db_upgrade(url: str | None) -> None:
 
 
 @db.command("quarantine")
-@click.option("--kind", default=None, help="Only this kind (e.g. organization, ticket_record).")
-@click.option("--url", envvar=settings.ENV_STAGING_DATABASE_URL, default=None)
+@click.option(
+    "--kind",
+    default=None,
+    help="Only this kind: intacct_record, organization, zendesk_ticket, webhook_event, "
+    "ticket_record or ticket_unmatched.",
+)
+@click.option("--url", default=None, help=URL_HELP)
 def db_quarantine(kind: str | None, url: str | None) -> None:
-    """List what is in quarantine and why."""
-    from connector_pipeline.staging import StagingStore
+    """List what is in quarantine and why: a summary by reason (the counts the
+    `quarantine_size` asset checks report), then every open entry."""
+    from connector_pipeline.status import quarantine_groups, safe_url
 
-    store = StagingStore.open(url)
+    store, resolved, source = _open_existing_ledger(url)
     try:
         items = store.quarantine_list(kind)
-        for item in items:
-            click.echo(f"{item.kind}\t{item.key}\tattempts={item.attempts}\t{item.reason}")
-        click.echo(f"{len(items)} open")
     finally:
         store.dispose()
+    click.echo(f"ledger {safe_url(resolved)} (from {source})")
+    for group in quarantine_groups(items):
+        click.echo(f"{group.count:>6}  {group.kind}\t{group.reason}")
+    for item in items:
+        click.echo(f"{item.kind}\t{item.key}\tattempts={item.attempts}\t{item.reason}")
+    click.echo(f"{len(items)} open")
+
+
+def _dagster_home() -> Path | None:
+    home = os.environ.get("DAGSTER_HOME")
+    path = Path(home) if home else settings.ml_connector_home() / "dagster"
+    return path if (path / "dagster.yaml").is_file() else None
+
+
+def _last_materializations(dagster_home: Path) -> list[AssetRun]:
+    import dagster as dg
+
+    from connector_pipeline.status import AssetRun
+
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        latest = instance.get_latest_materialization_events([dg.AssetKey(a) for a in ASSETS])
+    out = []
+    for name in ASSETS:
+        entry = latest.get(dg.AssetKey(name))
+        out.append(
+            AssetRun(
+                asset=name,
+                run_id=entry.run_id if entry else None,
+                at=datetime.fromtimestamp(entry.timestamp, UTC) if entry else None,
+            )
+        )
+    return out
+
+
+@main.command("status")
+@click.option("--url", default=None, help=URL_HELP)
+@click.option(
+    "--dagster-home",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Dagster instance to read the last runs from. Default: DAGSTER_HOME, else "
+    "ML_CONNECTOR_HOME/dagster (where the demo keeps it).",
+)
+def status_command(url: str | None, dagster_home: Path | None) -> None:
+    """What the deployment's ledger holds: rows per table, cursors and their age, the
+    quarantine by reason, the last errors, and each asset's last successful run."""
+    from connector_pipeline.status import ledger_status, render_status
+
+    store, resolved, source = _open_existing_ledger(url)
+    try:
+        status = ledger_status(store, resolved, source)
+    finally:
+        store.dispose()
+    home = dagster_home or _dagster_home()
+    runs: list[AssetRun] | str | None = None
+    if home is not None:
+        try:
+            runs = _last_materializations(home)
+        except Exception as exc:  # e.g. Postgres storage whose variables are not set here
+            runs = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    click.echo(render_status(status, runs))
 
 
 from connector_pipeline.webhook.cli import webhook_group  # noqa: E402

@@ -15,6 +15,7 @@ from connector_pipeline.defs.automation import (
     webhook_inbox_sensor,
 )
 from connector_pipeline.defs.checks import ALL_CHECKS
+from connector_pipeline.defs.intacct_hints import intacct_hint_sensor
 from connector_pipeline.defs.resources import resources_from_env
 from connector_pipeline.defs.tickets import (
     intacct_ticket_records,
@@ -34,7 +35,7 @@ defs = dg.Definitions(
     asset_checks=ALL_CHECKS,
     jobs=[vendor_sync_job, ticket_poll_job, webhook_events_job, full_reconciliation_job],
     schedules=[vendor_sync_schedule, ticket_poll_schedule, full_reconciliation_schedule],
-    sensors=[webhook_inbox_sensor],
+    sensors=[webhook_inbox_sensor, intacct_hint_sensor],
     resources=resources_from_env(),
     # The steps of every job here run one after another (each waits on the one before, and
     # the API pools serialize the rest), so a process per step buys nothing and costs a

@@ -21,6 +21,15 @@ import click
 import httpx
 
 from connector_pipeline import settings
+from connector_pipeline.demo_runs import DagsterUI, cancel_unfinished_runs, launch_first_runs
+from connector_pipeline.deployment import (
+    ENV_DAGSTER_PG_URL,
+    dagster_postgres_url,
+    database_url,
+    start_daemon,
+    start_webserver,
+    write_instance_config,
+)
 from connector_pipeline.sandbox import intacct as intacct_sandbox
 from connector_pipeline.sandbox import zendesk as zendesk_sandbox
 from connector_pipeline.sandbox.scenario import (
@@ -30,12 +39,17 @@ from connector_pipeline.sandbox.scenario import (
     seed_vendors,
 )
 from connector_pipeline.servers import stop_process
+from connector_pipeline.status import safe_url
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_WEBHOOK_SECRET = "demo-webhook-signing-secret"
 CHILD_STOP_TIMEOUT_S = 15
 HEALTH_TIMEOUT_S = 60
 CHILD_CHECK_INTERVAL_S = 2.0
+FIRST_RUNS_TIMEOUT_S = 300
+TICKET_LOAD_DAYS = 30
+DEMO_LEDGER_DB = "ml_connector_demo_ledger"
+DEMO_DAGSTER_DB = "ml_connector_demo_dagster"
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
@@ -52,6 +66,21 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
     raise click.ClickException(f"{url} did not become healthy")
 
 
+def _first_runs(ui_url: str) -> None:
+    """In the background: the demo's first vendor sync and ticket load, so the first screen
+    of the UI shows them running and, soon, succeeded."""
+    try:
+        launch_first_runs(
+            DagsterUI(ui_url),
+            today=datetime.now(UTC).date(),
+            ticket_days=TICKET_LOAD_DAYS,
+            timeout_s=FIRST_RUNS_TIMEOUT_S,
+            echo=click.echo,
+        )
+    except Exception as exc:  # the demo goes on; the runs can be launched from the UI
+        click.echo(f"demo: could not launch the first runs: {exc}", err=True)
+
+
 def _supervise(children: list[subprocess.Popen[bytes]]) -> None:
     """Wait for Ctrl-C (or SIGTERM); stop early, with an error, if a child dies."""
     stop = threading.Event()
@@ -65,17 +94,47 @@ def _supervise(children: list[subprocess.Popen[bytes]]) -> None:
 
 @click.command("demo")
 @click.option("--port", default=3000, show_default=True, type=int, help="Dagster UI port.")
-@click.option("--intacct-port", default=8101, show_default=True, type=int)
-@click.option("--zendesk-port", default=8102, show_default=True, type=int)
-@click.option("--webhook-port", default=8103, show_default=True, type=int)
-@click.option("--vendors", default=300, show_default=True, type=int)
-@click.option("--tickets", default=800, show_default=True, type=int)
+@click.option(
+    "--intacct-port", default=8101, show_default=True, type=int, help="Intacct sandbox port."
+)
+@click.option(
+    "--zendesk-port", default=8102, show_default=True, type=int, help="Zendesk sandbox port."
+)
+@click.option(
+    "--webhook-port", default=8103, show_default=True, type=int, help="Webhook receiver port."
+)
+@click.option(
+    "--vendors", default=300, show_default=True, type=int, help="Intacct vendors to seed."
+)
+@click.option(
+    "--tickets",
+    default=800,
+    show_default=True,
+    type=int,
+    help="Zendesk tickets to seed, spread over the last 30 days.",
+)
 @click.option(
     "--traffic-interval",
     default=20.0,
     show_default=True,
     type=float,
     help="Seconds between live ticket changes in the Zendesk sandbox (0: none).",
+)
+@click.option(
+    "--db",
+    type=click.Choice(["sqlite", "postgres"]),
+    default="sqlite",
+    show_default=True,
+    help="sqlite: ledger and Dagster storage in files, under `dagster dev`. postgres: the "
+    "production shape, both on Postgres, dagster-webserver and dagster-daemon as "
+    "separate processes (`make demo DB=postgres`).",
+)
+@click.option(
+    "--postgres-url",
+    default="postgresql://postgres@127.0.0.1:5432/postgres",
+    show_default=True,
+    help="With --db postgres: a server where the demo may create its databases "
+    f"({DEMO_LEDGER_DB}, recreated at each start, and {DEMO_DAGSTER_DB}).",
 )
 def demo_command(
     port: int,
@@ -85,20 +144,36 @@ def demo_command(
     vendors: int,
     tickets: int,
     traffic_interval: float,
+    db: str,
+    postgres_url: str,
 ) -> None:
     """Run the whole connector locally against the sandboxes, with the Dagster UI."""
     # One line per sandbox request would drown what matters.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     home = settings.ml_connector_home()
+    home.mkdir(parents=True, exist_ok=True)
     dagster_home = Path(os.environ.get("DAGSTER_HOME") or home / "dagster")
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    if not (dagster_home / "dagster.yaml").exists():
-        (dagster_home / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
-    # The sandboxes start empty each time, so the demo ledger starts empty too.
-    ledger = home / "demo-staging.db"
-    for stale in home.glob("demo-staging.db*"):
-        stale.unlink()
-    ledger_url = f"sqlite:///{ledger}"
+    postgres = db == "postgres"
+    write_instance_config(dagster_home, postgres=postgres)
+    dagster_env: dict[str, str] = {}
+    # The sandboxes start empty each time, so the demo ledger starts empty too; Dagster's
+    # storage (run history) is kept.
+    if postgres:
+        ledger_url = database_url(postgres_url, DEMO_LEDGER_DB, fresh=True)
+        dagster_env[ENV_DAGSTER_PG_URL] = dagster_postgres_url(
+            database_url(postgres_url, DEMO_DAGSTER_DB, fresh=False)
+        )
+        os.environ.update(dagster_env)  # for the instance this process opens
+        ledger_text = safe_url(ledger_url)
+    else:
+        ledger = home / "demo-staging.db"
+        for stale in home.glob("demo-staging.db*"):
+            stale.unlink()
+        ledger_url = f"sqlite:///{ledger}"
+        ledger_text = str(ledger)
+    # `ml-connector status` / `db quarantine` without arguments then read this ledger.
+    (home / settings.STAGING_URL_FILENAME).write_text(ledger_url + "\n")
+    _cancel_interrupted(dagster_home, "a previous demo")
     start_date = (datetime.now(UTC) - timedelta(days=35)).date().isoformat()
 
     zendesk_config = zendesk_sandbox.ZendeskSandboxConfig(
@@ -111,7 +186,11 @@ def demo_command(
     with run_sandboxes(
         intacct_port=intacct_port,
         zendesk_port=zendesk_port,
-        intacct_config=intacct_sandbox.IntacctSandboxConfig(),
+        # Vendor edits reach Zendesk in seconds: the Intacct sandbox posts outbound webhooks
+        # to the receiver, whose deliveries wake vendor_sync (docs/intacct-webhooks.md).
+        intacct_config=intacct_sandbox.IntacctSandboxConfig(
+            trigger_url=f"http://127.0.0.1:{webhook_port}{settings.INTACCT_WEBHOOK_PATH}"
+        ),
         zendesk_config=zendesk_config,
     ) as sandboxes:
         try:
@@ -130,6 +209,7 @@ def demo_command(
                 settings.ENV_SCHEDULES_RUNNING: "1",
                 settings.ENV_INBOX_SENSOR_INTERVAL_S: "15",
                 settings.ENV_TICKETS_START_DATE: start_date,
+                **dagster_env,
             }
             bin_dir = Path(sys.executable).parent
             children.append(
@@ -147,29 +227,38 @@ def demo_command(
             )
             _wait_healthy(f"http://127.0.0.1:{webhook_port}/healthz", children[-1])
             if traffic_interval > 0:
-                traffic = LiveTraffic(sandboxes.zendesk_url, interval_s=traffic_interval)
-                traffic.start()
-            children.append(
-                subprocess.Popen(
-                    [
-                        str(bin_dir / "dagster"),
-                        "dev",
-                        "-w",
-                        str(REPO_ROOT / "workspace.yaml"),
-                        "-h",
-                        "127.0.0.1",
-                        "-p",
-                        str(port),
-                    ],
-                    env=env,
-                    cwd=REPO_ROOT,
-                    # Children run in process groups of their own: Ctrl-C reaches this
-                    # command only, which stops dagster dev, and dagster dev its code
-                    # servers. A code server that got the terminal's SIGINT itself could
-                    # hang and outlive the demo.
-                    start_new_session=True,
+                traffic = LiveTraffic(
+                    sandboxes.zendesk_url,
+                    interval_s=traffic_interval,
+                    intacct_url=sandboxes.intacct_url,
                 )
-            )
+                traffic.start()
+            if postgres:
+                # The production shape: webserver and daemon as processes of their own.
+                children.append(start_webserver(env, port))
+                children.append(start_daemon(env))
+            else:
+                children.append(
+                    subprocess.Popen(
+                        [
+                            str(bin_dir / "dagster"),
+                            "dev",
+                            "-w",
+                            str(REPO_ROOT / "workspace.yaml"),
+                            "-h",
+                            "127.0.0.1",
+                            "-p",
+                            str(port),
+                        ],
+                        env=env,
+                        cwd=REPO_ROOT,
+                        # Children run in process groups of their own: Ctrl-C reaches this
+                        # command only, which stops dagster dev, and dagster dev its code
+                        # servers. A code server that got the terminal's SIGINT itself
+                        # could hang and outlive the demo.
+                        start_new_session=True,
+                    )
+                )
             click.echo(
                 "\n".join(
                     [
@@ -178,16 +267,27 @@ def demo_command(
                         f"Intacct sandbox   {sandboxes.intacct_url}/_sandbox/stats",
                         f"Zendesk sandbox   {sandboxes.zendesk_url}/_sandbox/stats",
                         f"Webhook receiver  http://127.0.0.1:{webhook_port}/healthz",
-                        f"Ledger            {ledger}",
-                        "Schedules and the webhook inbox sensor are on; materialize the assets",
-                        "or launch a backfill of zendesk_tickets from the UI. Ctrl-C stops all.",
+                        f"Ledger            {ledger_text}",
+                        f"Dagster storage   {'Postgres' if postgres else dagster_home}",
+                        "A vendor sync, then the 30-day ticket load, start as soon as the UI is",
+                        "up; schedules and the webhook inbox sensor are on. Ctrl-C stops all.",
                         "",
                     ]
                 )
             )
+            threading.Thread(
+                target=_first_runs, args=(f"http://127.0.0.1:{port}",), daemon=True
+            ).start()
             _supervise(children)
         finally:
             if traffic is not None:
                 traffic.stop()
             for child in reversed(children):
                 stop_process(child, CHILD_STOP_TIMEOUT_S, group=True)
+            _cancel_interrupted(dagster_home, "this demo")
+
+
+def _cancel_interrupted(dagster_home: Path, whose: str) -> None:
+    canceled = cancel_unfinished_runs(dagster_home)
+    if canceled:
+        click.echo(f"marked {len(canceled)} run(s) that {whose} left unfinished as canceled")

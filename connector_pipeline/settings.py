@@ -31,6 +31,8 @@ ENV_ML_CONNECTOR_HOME = "ML_CONNECTOR_HOME"
 DEFAULT_INTACCT_ENDPOINT_URL = "https://api.intacct.com/ia/xml/xmlgw.phtml"
 DEFAULT_ML_CONNECTOR_HOME = "./.ml-connector"
 STAGING_SQLITE_FILENAME = "staging.db"
+# Written by `ml-connector demo`: the URL of the ledger it runs on.
+STAGING_URL_FILENAME = "staging-url"
 
 # --- ledger ---
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -45,11 +47,25 @@ def ml_connector_home() -> Path:
 
 
 def staging_database_url() -> str:
-    """`STAGING_DATABASE_URL`, or a SQLite file under `ML_CONNECTOR_HOME`."""
+    """The ledger every part uses (Dagster resources, CLI, receiver), by
+    `staging_database_source()`."""
+    return staging_database_source()[0]
+
+
+def staging_database_source() -> tuple[str, str]:
+    """The ledger URL and where it came from: `STAGING_DATABASE_URL`; else the URL that
+    `ml-connector demo` wrote to `ML_CONNECTOR_HOME/staging-url` (so the CLI reads the
+    ledger the demo's runs write); else a SQLite file under `ML_CONNECTOR_HOME`."""
     url = os.environ.get(ENV_STAGING_DATABASE_URL)
     if url:
-        return url
-    return f"sqlite:///{ml_connector_home() / STAGING_SQLITE_FILENAME}"
+        return url, ENV_STAGING_DATABASE_URL
+    pointer = ml_connector_home() / STAGING_URL_FILENAME
+    if pointer.is_file():
+        written = pointer.read_text().strip()
+        if written:
+            return written, str(pointer)
+    path = ml_connector_home() / STAGING_SQLITE_FILENAME
+    return f"sqlite:///{path}", f"the default under {ENV_ML_CONNECTOR_HOME}"
 
 
 # --- Intacct client and sandbox (owned by the Intacct layer) ---
@@ -76,8 +92,13 @@ INTACCT_BACKOFF_MAX_S = 30.0
 # The gateway allows one API request at a time per company at the standard level of service.
 INTACCT_MAX_CONCURRENT_REQUESTS = 1
 INTACCT_USER_AGENT = "ml-connector/0.1 (+intacct-xml)"
-# create_missing: look-up/create rounds before giving a chunk up as unresolved.
-INTACCT_CREATE_MISSING_ROUNDS = 5
+# Rounds of "look up, create the rest" when write answers are lost, before the step gives
+# up and leaves the rest to Dagster's retry.
+INTACCT_WRITE_ROUNDS = 5
+# Ticket-record outcomes are recorded in the ledger every this many records (ten write
+# calls) and whenever a write fails, so an unknown answer keeps every confirmed write
+# before it; a SIGKILL can lose at most one slice's links (found again by ticket id).
+INTACCT_RECORD_SLICE = 10 * INTACCT_MAX_RECORDS_PER_WRITE
 # Platform custom object holding Zendesk tickets. RVENDOR carries the related VENDOR's
 # RECORDNO (UNCONFIRMED in the reference: see connector_pipeline/sandbox/intacct_data.py).
 INTACCT_TICKET_OBJECT = "zendesk_ticket"
@@ -115,6 +136,9 @@ ZENDESK_LOW_REMAINING_FRACTION = 0.1  # below this share of the limit, pace requ
 ZENDESK_MAX_PACE_SLEEP_S = 5.0
 ZENDESK_MAX_BATCH = 100  # show_many / create_many / update_many / destroy_many
 ZENDESK_MAX_JOBS_IN_FLIGHT = 30
+# Organizations written per client call; each slice's outcome is recorded before the next
+# is sent, so a failure late in a run keeps what was confirmed. 10 jobs in flight per slice.
+ZENDESK_WRITE_SLICE = 10 * ZENDESK_MAX_BATCH
 ZENDESK_JOB_POLL_INITIAL_S = 1.0
 ZENDESK_JOB_POLL_MAX_S = 10.0
 ZENDESK_JOB_POLL_FACTOR = 1.5
@@ -194,7 +218,9 @@ DEFAULT_TICKETS_START_DATE = "2026-01-01"
 DEFAULT_VENDOR_SYNC_CRON = "*/15 * * * *"
 DEFAULT_TICKET_POLL_CRON = "*/15 * * * *"
 DEFAULT_RECONCILE_CRON = "30 2 * * *"
-DEFAULT_INBOX_SENSOR_INTERVAL_S = 30
+# Webhook runs coalesce: each drains everything pending, and the sensor looks at most once
+# per interval, so a busy account gets at most 720 webhook runs a day (2 min latency).
+DEFAULT_INBOX_SENSOR_INTERVAL_S = 120
 INTACCT_POOL = "intacct_api"
 # Larger than any RECORDNO: (t, INTACCT_RECORDNO_MAX) sorts after every record of second t.
 INTACCT_RECORDNO_MAX = 2**62
@@ -217,3 +243,29 @@ CURSOR_STALE_AFTER_S = 6 * 3600
 QUARANTINE_WARN_THRESHOLD = 0
 # Rows shown in the markdown preview of a run's changes.
 PREVIEW_ROWS = 25
+
+# ---------------------------------------------------------------- Intacct outbound webhooks
+# Platform Trigger deliveries (Intacct 2025 R2) are hints: each only wakes the incremental
+# vendor read, and nothing a delivery carries is stored (DESIGN decision 13).
+INTACCT_WEBHOOK_PATH = "/webhooks/intacct"
+ENV_INTACCT_WEBHOOK_CLIENT_ID = "INTACCT_WEBHOOK_CLIENT_ID"
+# The key the bearer JWT is verified with: the application's client secret for HS256, or a
+# PEM public key for RS256/ES256. UNCONFIRMED which one Sage uses (docs/intacct-webhooks.md).
+ENV_INTACCT_WEBHOOK_KEY = "INTACCT_WEBHOOK_KEY"
+ENV_INTACCT_WEBHOOK_ALGORITHMS = "INTACCT_WEBHOOK_ALGORITHMS"  # comma-separated
+INTACCT_WEBHOOK_DEFAULT_ALGORITHMS = ("HS256",)
+INTACCT_WEBHOOK_TRUSTED_CONTEXT_HEADER = "X-Trusted-Context"
+# UNCONFIRMED header name of the idempotency key; both common spellings are read.
+INTACCT_WEBHOOK_IDEMPOTENCY_HEADERS = ("Idempotency-Key", "X-Idempotency-Key")
+# A token issued longer ago than this is stale (a replay); clocks may differ by the leeway.
+INTACCT_WEBHOOK_MAX_AGE_S = 300.0
+INTACCT_WEBHOOK_LEEWAY_S = 30.0
+INTACCT_WEBHOOK_MAX_BODY_BYTES = 256 * 1024
+# How often the hint sensor looks for deliveries: the floor of the edit-to-Zendesk latency.
+INTACCT_HINT_SENSOR_INTERVAL_S = 2
+# Run tags saying why a run was launched (filter the runs list by them).
+RUN_TAG_TRIGGER = "ml-connector/trigger"
+RUN_TAG_HINTS = "ml-connector/intacct-deliveries"
+# The sandbox's application credentials for its outbound webhooks (not secrets: sandbox only).
+INTACCT_SANDBOX_TRIGGER_CLIENT_ID = "ml-connector-sandbox.app.sage.com"
+INTACCT_SANDBOX_TRIGGER_CLIENT_SECRET = "sandbox-intacct-app-client-secret-0123456789"

@@ -24,7 +24,12 @@ def fixtures_dir(system: str) -> Path:
     """`../shared/fixtures/<system>`: skip when absent, fail when CI=true."""
     path = SHARED_FIXTURES / system
     if not path.is_dir():
-        message = f"recorded fixtures not found at {path}"
+        message = (
+            f"recorded API payloads not found at {path}: they are not part of this "
+            "repository but of the project's shared folder, which sits beside the clone "
+            f"(../shared/fixtures/{system}); put a copy of shared/ next to the repository "
+            "to run these tests (see README, Tests)"
+        )
         if in_ci():
             pytest.fail(message + " (CI=true: fixtures are required)")
         pytest.skip(message)

@@ -18,5 +18,7 @@ def test_dagster_yaml_template_loads_with_queue_pools_and_monitoring(tmp_path: P
         assert concurrency.run_queue_config.max_concurrent_runs == 4
         assert instance.run_monitoring_enabled
         assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] > 0
+        # Run monitoring can see a killed run worker (e2e/test_production.py kills one).
+        assert instance.run_launcher.supports_check_run_worker_health
     finally:
         instance.dispose()

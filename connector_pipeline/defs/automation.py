@@ -3,6 +3,7 @@
 import os
 
 import dagster as dg
+from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from connector_pipeline import settings
 from connector_pipeline.defs.resources import StagingResource
@@ -12,6 +13,42 @@ from connector_pipeline.defs.tickets import (
     zendesk_tickets,
 )
 from connector_pipeline.defs.vendors import intacct_vendors, zendesk_organizations
+
+# Tags on every run the automation launches, so the runs list can be filtered by them
+# (README, "Watching it run"): why the run was launched, and for the webhook runs how
+# much they were asked to drain.
+TRIGGER_TAG = "ml-connector/trigger"
+PENDING_TAG = "ml-connector/inbox-pending"
+OLDEST_TAG = "ml-connector/inbox-oldest-received"
+# Queued or running: a webhook_events run in one of these will drain what is pending.
+DRAINING_STATUSES = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    *IN_PROGRESS_RUN_STATUSES,
+]
+
+
+def trigger_tags(trigger: str) -> dict[str, str]:
+    return {TRIGGER_TAG: trigger}
+
+
+def inbox_sensor_interval_s() -> int:
+    """Seconds between looks at the webhook inbox (`ML_CONNECTOR_INBOX_SENSOR_INTERVAL_S`),
+    which bounds webhook runs to 86,400 / interval a day however busy the account."""
+    value = os.environ.get(
+        settings.ENV_INBOX_SENSOR_INTERVAL_S, str(settings.DEFAULT_INBOX_SENSOR_INTERVAL_S)
+    )
+    try:
+        seconds = int(value)
+    except ValueError:
+        raise ValueError(
+            f"{settings.ENV_INBOX_SENSOR_INTERVAL_S} must be a whole number of seconds, "
+            f"got {value!r}"
+        ) from None
+    if seconds < 1:
+        raise ValueError(f"{settings.ENV_INBOX_SENSOR_INTERVAL_S} must be at least 1")
+    return seconds
+
 
 vendor_sync_job = dg.define_asset_job(
     "vendor_sync",
@@ -55,6 +92,7 @@ vendor_sync_schedule = dg.ScheduleDefinition(
     cron_schedule=os.environ.get(settings.ENV_VENDOR_SYNC_CRON, settings.DEFAULT_VENDOR_SYNC_CRON),
     default_status=_schedule_status(),
     execution_timezone="UTC",
+    tags=trigger_tags("schedule"),
 )
 
 
@@ -70,7 +108,11 @@ def ticket_poll_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest
     this is the live poll), resuming from the live cursor."""
     tick = context.scheduled_execution_time
     key = tick.strftime("%Y-%m-%d")
-    return dg.RunRequest(run_key=f"ticket-poll-{tick.isoformat()}", partition_key=key)
+    return dg.RunRequest(
+        run_key=f"ticket-poll-{tick.isoformat()}",
+        partition_key=key,
+        tags=trigger_tags("schedule"),
+    )
 
 
 full_reconciliation_schedule = dg.ScheduleDefinition(
@@ -79,35 +121,51 @@ full_reconciliation_schedule = dg.ScheduleDefinition(
     cron_schedule=os.environ.get(settings.ENV_RECONCILE_CRON, settings.DEFAULT_RECONCILE_CRON),
     default_status=_schedule_status(),
     execution_timezone="UTC",
+    tags=trigger_tags("schedule"),
 )
 
 
 @dg.sensor(
     name="webhook_inbox_sensor",
     job=webhook_events_job,
-    minimum_interval_seconds=int(
-        os.environ.get(
-            settings.ENV_INBOX_SENSOR_INTERVAL_S, settings.DEFAULT_INBOX_SENSOR_INTERVAL_S
-        )
-    ),
+    minimum_interval_seconds=inbox_sensor_interval_s(),
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def webhook_inbox_sensor(
     context: dg.SensorEvaluationContext, staging: StagingResource
-) -> dg.SensorResult | dg.SkipReason:
-    """One run per batch of new webhook deliveries. The cursor is the last inbox id asked
-    for; the run drains every unprocessed row, so a row committed out of id order is still
-    picked up by the next run."""
-    last = int(context.cursor or 0)
-    pending = staging.store.inbox_pending_ids(after_id=last)
-    if not pending:
-        return dg.SkipReason(f"no webhook deliveries after inbox id {last}")
-    requests = [
-        dg.RunRequest(run_key=f"webhook-inbox-{batch[0]}-{batch[-1]}")
-        for batch in (
-            pending[i : i + settings.INBOX_DRAIN_BATCH]
-            for i in range(0, len(pending), settings.INBOX_DRAIN_BATCH)
+) -> dg.RunRequest | dg.SkipReason:
+    """One run drains everything the webhook inbox holds unprocessed."""
+    # The ledger alone says what is pending: no cursor, so a ledger that is recreated,
+    # restored from a backup or moved to Postgres is read as it is, and deliveries are
+    # never skipped for ids a previous ledger used.
+    backlog = staging.store.inbox_backlog()
+    if not backlog.pending:
+        return dg.SkipReason("the webhook inbox has nothing unprocessed")
+    # Coalesce: while one run is queued or draining, the deliveries arriving meanwhile
+    # wait for the next tick rather than starting runs of their own.
+    runs = dg.RunsFilter(job_name=webhook_events_job.name)
+    busy = context.instance.get_run_ids(
+        filters=dg.RunsFilter(job_name=webhook_events_job.name, statuses=DRAINING_STATUSES),
+        limit=1,
+    )
+    if busy:
+        return dg.SkipReason(
+            f"{backlog.pending} deliveries pending; run {busy[0]} is draining the inbox"
         )
-    ][:1]
-    # One run drains everything pending, so one request per tick is enough.
-    return dg.SensorResult(run_requests=requests, cursor=str(pending[-1]))
+    if not backlog.claimable:
+        return dg.SkipReason(
+            f"{backlog.pending} deliveries pending, all claimed by a drain until its lease runs out"
+        )
+    oldest = backlog.oldest_received_at
+    latest = context.instance.get_run_ids(filters=runs, limit=1)
+    return dg.RunRequest(
+        # The backlog as the ledger holds it, after the latest drain: one run per backlog
+        # even if a tick is retried, while a drain that failed (its rows come back with
+        # one more attempt) or a ledger restored to an older backlog gets a new key.
+        run_key=f"webhook-inbox-{backlog.mark}-after-{latest[0] if latest else 'none'}",
+        tags={
+            **trigger_tags("webhook"),
+            PENDING_TAG: str(backlog.pending),
+            OLDEST_TAG: "" if oldest is None else oldest.isoformat(timespec="seconds"),
+        },
+    )

@@ -79,3 +79,22 @@ class SyncRunConfig(dg.Config):
     """Reconsider every staged record, not only what changed since the last run."""
     allow_mass_deletion: bool = False
     """With full_refresh: mark vendors deleted even when many vanished at once."""
+
+
+class FlowResult(Protocol):
+    """What every flow returns: its counts as plain metadata."""
+
+    def metadata(self) -> dict[str, Any]: ...
+
+
+def report(
+    result: FlowResult,
+    preview: Sequence[Mapping[str, Any]] | None = None,
+    columns: Sequence[str] = (),
+) -> dg.MaterializeResult:
+    """A flow's result as the asset's materialization: its counts, and the preview of what
+    was (or would be) written as a markdown table."""
+    metadata: dict[str, Any] = dict(result.metadata())
+    if preview is not None:
+        metadata["preview"] = dg.MetadataValue.md(markdown_table(preview, columns))
+    return dg.MaterializeResult(metadata=metadata)

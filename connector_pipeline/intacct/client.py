@@ -738,57 +738,6 @@ class IntacctClient:
         """Update records (each carries its key: RECORDNO, or `id` for custom objects)."""
         return self._write("update", object_name, records)
 
-    def create_missing(
-        self,
-        object_name: str,
-        records: Sequence[Mapping[str, Any]],
-        match_field: str,
-        *,
-        max_rounds: int = settings.INTACCT_CREATE_MISSING_ROUNDS,
-    ) -> list[WriteResult]:
-        """Create each record unless one with the same `match_field` value already exists.
-
-        Exactly-once in effect (DESIGN.md, decision 4): existing records are looked up with
-        `query_in` first, and a chunk whose answer was lost (IntacctWriteOutcomeUnknown) is
-        looked up again before anything is resent, so a lost answer never makes a duplicate.
-        Existing records come back as `ok` results carrying their key.
-        """
-        key = key_field_for(object_name)
-        outcomes: dict[int, WriteResult] = {}
-        pending = list(range(len(records)))
-        for _round in range(max_rounds):
-            values = [records[i][match_field] for i in pending]
-            existing = {
-                str(r.get(match_field)): r
-                for r in self.query_in(object_name, match_field, values, [key, match_field])
-            }
-            to_create = []
-            for i in pending:
-                hit = existing.get(str(records[i][match_field]))
-                if hit is not None:
-                    outcomes[i] = WriteResult(i, True, str(hit.get(key)), hit)
-                else:
-                    to_create.append(i)
-            pending = []
-            for chunk in _chunks(to_create, settings.INTACCT_MAX_RECORDS_PER_WRITE):
-                try:
-                    written = self.create(object_name, [records[i] for i in chunk])
-                except IntacctWriteOutcomeUnknown:
-                    log.warning(
-                        "intacct create outcome unknown for %d records; re-checking", len(chunk)
-                    )
-                    pending.extend(chunk)
-                    continue
-                for i, outcome in zip(chunk, written, strict=True):
-                    outcomes[i] = WriteResult(
-                        i, outcome.ok, outcome.key, outcome.record, outcome.errors
-                    )
-            if not pending:
-                return [outcomes[i] for i in range(len(records))]
-        raise IntacctWriteOutcomeUnknown(
-            f"{len(pending)} {object_name} records still unresolved after {max_rounds} rounds"
-        )
-
     def delete(self, object_name: str, keys: Sequence[Any]) -> None:
         for chunk in _chunks(list(keys), settings.INTACCT_MAX_KEYS_PER_READ):
             self._call_element(fn.delete(object_name, chunk))

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from connector_pipeline.outcome import FailureKind
+
 
 @dataclass(frozen=True)
 class IntacctErrorDetail:
@@ -156,6 +158,34 @@ def classify(level: str, errors: Sequence[IntacctErrorDetail]) -> type[IntacctEr
                     continue
             return rule.exc
     return IntacctError
+
+
+# Why a record of a create/update was refused, by the same kind of (errorno, text) rules:
+# Intacct reuses BL01001973 for most business failures and tells them apart in the text.
+# The first error that matches a rule decides. Sources: reference/intacct-api.md, section 3.
+_WRITE_RULES: tuple[tuple[FailureKind, str | None, re.Pattern[str] | None], ...] = (
+    (FailureKind.CONFLICT, "BL34000061", None),
+    (FailureKind.CONFLICT, None, _rx(r"already exists|duplicate")),
+    (FailureKind.NOT_FOUND, None, _rx(r"cannot find .* with key")),
+    (FailureKind.UNKNOWN, "XL03000009", None),  # rolled back because a sibling failed
+)
+
+
+def write_failure_kind(errors: Sequence[IntacctErrorDetail]) -> FailureKind:
+    """The kind of a refused write; `invalid` when no rule says otherwise, `unknown`
+    when the gateway gave no error for the record at all."""
+    if not errors:
+        return FailureKind.UNKNOWN
+    for kind, errorno, text in _WRITE_RULES:
+        for error in errors:
+            if errorno is not None and error.errorno != errorno:
+                continue
+            if text is not None and not text.search(
+                " ".join((error.description, error.description2, error.correction))
+            ):
+                continue
+            return kind
+    return FailureKind.INVALID
 
 
 def error_detail(

@@ -6,8 +6,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from connector_pipeline.intacct.errors import IntacctErrorDetail
+from connector_pipeline.intacct.errors import IntacctErrorDetail, write_failure_kind
 from connector_pipeline.intacct.xml import IntacctResult
+from connector_pipeline.outcome import WriteOutcome
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,14 @@ class WriteResult:
     key: str | None
     record: dict[str, Any] | None
     errors: list[IntacctErrorDetail] = field(default_factory=list)
+
+    @property
+    def outcome(self) -> WriteOutcome:
+        """The system-neutral outcome, its kind read from the gateway's errors."""
+        if self.ok:
+            return WriteOutcome.written(self.key)
+        message = "; ".join(str(e) for e in self.errors)
+        return WriteOutcome.failed(write_failure_kind(self.errors), message, self.key)
 
 
 def key_field_for(object_name: str) -> str:

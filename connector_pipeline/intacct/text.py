@@ -1,15 +1,6 @@
-"""Text that is safe to put into XML 1.0."""
+"""Text that is safe to put into XML 1.0 (the rule lives in `connector_pipeline.xml_chars`,
+shared with the mappings)."""
 
-from __future__ import annotations
+from connector_pipeline.xml_chars import sanitize_xml_text
 
-import re
-
-# Everything outside the XML 1.0 `Char` production: C0 controls other than tab, LF and CR,
-# surrogates (lone ones reach Python strings through surrogateescape and JSON), and
-# U+FFFE/U+FFFF. lxml raises on these instead of dropping them.
-_NOT_XML_CHAR = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-def sanitize_xml_text(text: str) -> str:
-    """`text` with every character that XML 1.0 forbids removed."""
-    return _NOT_XML_CHAR.sub("", text)
+__all__ = ["sanitize_xml_text"]

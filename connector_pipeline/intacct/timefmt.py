@@ -29,13 +29,6 @@ def parse_gmt_offset(text: str) -> timezone:
     return timezone(-delta if sign == "-" else delta)
 
 
-def format_gmt_offset(tz: timezone) -> str:
-    offset = tz.utcoffset(None) or timedelta(0)
-    sign = "-" if offset < timedelta(0) else "+"
-    minutes = abs(int(offset.total_seconds())) // 60
-    return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
-
-
 @dataclass(frozen=True)
 class UserFormatting:
     """The API user's preferences; the defaults are what Sage's docs use (en_US, /mdY, 24h)."""

@@ -9,7 +9,7 @@ entity expansion and no network access, after a size check; a body that declares
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -370,18 +370,6 @@ def parse_response(body: bytes, *, http_status: int = 200) -> IntacctResponse:
         authentication=authentication,
         results=results,
     )
-
-
-def raise_first_failure(results: Iterable[IntacctResult]) -> None:
-    """Raise for the first `failure`, else for the first `aborted` (aborted siblings of a
-    failed transaction are consequences, not the cause)."""
-    results = list(results)
-    for status in ("failure", "aborted"):
-        for result in results:
-            if result.status == status:
-                result.raise_for_status()
-    for result in results:
-        result.raise_for_status()
 
 
 # ----------------------------------------------------------------------------- redaction

@@ -52,6 +52,12 @@ def wait_for_signal() -> None:
 )
 @click.option("--webhook-url", default=None, help="Where the Zendesk sandbox delivers webhooks.")
 @click.option(
+    "--intacct-webhook-url",
+    default=None,
+    help="Where the Intacct sandbox delivers its outbound webhooks (vendor and customer "
+    "changes), e.g. http://127.0.0.1:8103/webhooks/intacct.",
+)
+@click.option(
     "--plan-limit", default=700, show_default=True, type=click.Choice(["200", "400", "700", "2500"])
 )
 def sandbox_command(
@@ -64,11 +70,12 @@ def sandbox_command(
     latency_ms: float,
     fault_rate: float,
     webhook_url: str | None,
+    intacct_webhook_url: str | None,
     plan_limit: str,
 ) -> None:
     """Run the local Intacct gateway and Zendesk API until interrupted."""
     intacct_config = intacct_sandbox.IntacctSandboxConfig(
-        latency_ms=latency_ms, fault_rate=fault_rate
+        latency_ms=latency_ms, fault_rate=fault_rate, trigger_url=intacct_webhook_url
     )
     zendesk_config = zendesk_sandbox.ZendeskSandboxConfig(
         latency_ms=latency_ms,

@@ -8,7 +8,8 @@ faults (`malformed_xml`, `invalid_session`, `rate_limit`) the gateway carries ou
 
 Scenario API (JSON, not part of the Intacct protocol) under `/_sandbox/`: stats,
 records/{OBJECT}, seed, vendors (create / modify / deactivate / delete), sessions/
-invalidate, result_ids/expire, config, reset, and faults.
+invalidate, result_ids/expire, config, reset, faults, and triggers (outbound webhooks:
+configure, disable, list deliveries).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import uvicorn
@@ -28,11 +31,17 @@ from pydantic import BaseModel
 from connector_pipeline import settings
 from connector_pipeline.sandbox.faults import FaultInjector, FaultMiddleware, fault_router
 from connector_pipeline.sandbox.intacct_data import to_json
+from connector_pipeline.sandbox.intacct_envelope import rate_limited_body
 from connector_pipeline.sandbox.intacct_gateway import (
     DEFAULT_INTACCT_FAULTS,
     PROTOCOL_FAULTS,
     IntacctGateway,
     IntacctSandboxConfig,
+)
+from connector_pipeline.sandbox.intacct_triggers import (
+    SAGE_RETRY_DELAYS_S,
+    TRIGGER_OBJECTS,
+    TriggerTarget,
 )
 
 __all__ = [
@@ -110,7 +119,7 @@ def _rate_limited(retry_after: float | None) -> Response:
         # Whole seconds as HTTP requires, but never 0 for a real wait.
         headers["Retry-After"] = str(max(1, round(retry_after + 0.499)))
     return Response(
-        IntacctGateway.rate_limited_body(),
+        rate_limited_body(),
         status_code=429,
         media_type=settings.INTACCT_CONTENT_TYPE,
         headers=headers,
@@ -141,12 +150,44 @@ class ConfigBody(BaseModel):
     retry_after_s: float | None = None
 
 
+class TriggerBody(BaseModel):
+    """Where the sandbox delivers its outbound webhooks, and the faults to inject."""
+
+    url: str
+    client_id: str = settings.INTACCT_SANDBOX_TRIGGER_CLIENT_ID
+    client_secret: str = settings.INTACCT_SANDBOX_TRIGGER_CLIENT_SECRET
+    objects: list[str] = list(TRIGGER_OBJECTS)
+    retry_delays_s: list[float] = list(SAGE_RETRY_DELAYS_S)
+    drop_rate: float = 0.0
+    duplicate_rate: float = 0.0
+    delay_s: float = 0.0
+
+
 def create_app(config: IntacctSandboxConfig | None = None) -> FastAPI:
     """The sandbox gateway app; `app.state.sandbox` is the `IntacctSandbox` behind it."""
     config = config or IntacctSandboxConfig()
     sandbox = IntacctSandbox(config)
     gateway = sandbox.gateway
-    app = FastAPI(title="Sage Intacct sandbox gateway", docs_url=None, redoc_url=None)
+    if config.trigger_url:
+        gateway.triggers.configure(
+            TriggerTarget(
+                url=config.trigger_url,
+                client_id=config.trigger_client_id,
+                client_secret=config.trigger_client_secret,
+                company_id=config.company_id,
+            )
+        )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            gateway.triggers.close()
+
+    app = FastAPI(
+        title="Sage Intacct sandbox gateway", docs_url=None, redoc_url=None, lifespan=lifespan
+    )
     app.state.sandbox = sandbox
     app.add_middleware(FaultMiddleware, injector=sandbox.faults)
     app.include_router(fault_router(sandbox.faults))
@@ -257,6 +298,36 @@ def create_app(config: IntacctSandboxConfig | None = None) -> FastAPI:
             setattr(config, key, value)
         return {k: getattr(config, k) for k in ConfigBody.model_fields}
 
+    @app.post(f"{prefix}/triggers")
+    def configure_triggers(body: TriggerBody) -> dict[str, Any]:
+        gateway.triggers.configure(
+            TriggerTarget(
+                url=body.url,
+                client_id=body.client_id,
+                client_secret=body.client_secret,
+                company_id=config.company_id,
+                objects=tuple(body.objects),
+                retry_delays_s=tuple(body.retry_delays_s),
+                drop_rate=body.drop_rate,
+                duplicate_rate=body.duplicate_rate,
+                delay_s=body.delay_s,
+            )
+        )
+        return {"configured": True, "url": body.url}
+
+    @app.delete(f"{prefix}/triggers")
+    def disable_triggers() -> dict[str, Any]:
+        gateway.triggers.configure(None)
+        return {"configured": False}
+
+    @app.get(f"{prefix}/triggers/deliveries")
+    def trigger_deliveries() -> dict[str, Any]:
+        return {
+            "deliveries": gateway.triggers.deliveries(),
+            "stats": dict(gateway.triggers.stats),
+            "idle": gateway.triggers.idle(),
+        }
+
     @app.post(f"{prefix}/reset")
     def reset() -> dict[str, Any]:
         gateway.reset()
@@ -277,6 +348,9 @@ def sandbox_env(base_url: str, config: IntacctSandboxConfig | None = None) -> di
         settings.ENV_INTACCT_USER_PASSWORD: config.user_password,
         settings.ENV_INTACCT_ENDPOINT_URL: base_url.rstrip("/") + settings.INTACCT_SANDBOX_PATH,
         settings.ENV_INTACCT_ALLOW_CUSTOM_ENDPOINT: "1",
+        # What the webhook receiver verifies the sandbox's outbound webhooks with.
+        settings.ENV_INTACCT_WEBHOOK_CLIENT_ID: config.trigger_client_id,
+        settings.ENV_INTACCT_WEBHOOK_KEY: config.trigger_client_secret,
     }
 
 

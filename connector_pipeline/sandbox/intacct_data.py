@@ -18,9 +18,16 @@ import copy
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from connector_pipeline import settings
+from connector_pipeline.sandbox.intacct_fields import (
+    CUSTOMER_CATALOGUE,
+    VENDOR_CATALOGUE,
+    FieldSpec,
+    top_level,
+)
 
 TICKET_INTEGER_FIELDS = frozenset({"ticket_id", "requester_id", "organization_id", "RVENDOR"})
 NUMERIC_FIELDS = frozenset({"RECORDNO", "id", "TOTALDUE", "CREDITLIMIT", *TICKET_INTEGER_FIELDS})
@@ -32,8 +39,8 @@ class ObjectDef:
     name: str
     key_field: str
     id_field: str | None
+    catalogue: tuple[FieldSpec, ...]
     custom: bool = False
-    fields: frozenset[str] = frozenset()
     relationships: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -41,52 +48,63 @@ class ObjectDef:
         """Element name for records in query/read answers (custom objects keep their case)."""
         return self.name if self.custom else self.name.upper()
 
+    @cached_property
+    def fields(self) -> frozenset[str]:
+        """Top-level field names a request may name (a nested group counts once)."""
+        return frozenset(top_level(self.catalogue))
 
-VENDOR_FIELDS = frozenset(
-    {
-        "RECORDNO",
-        "VENDORID",
-        "NAME",
-        "STATUS",
-        "DISPLAYCONTACT",
-        "TERMNAME",
-        "TOTALDUE",
-        "ONHOLD",
-        "TAXID",
-        "VENDTYPE",
-        "PARENTID",
-        "CREDITLIMIT",
-        "COMMENTS",
-        "CURRENCY",
-        "ACHACCOUNTNUMBER",
-        "WHENCREATED",
-        "WHENMODIFIED",
-        "CREATEDBY",
-        "MODIFIEDBY",
-    }
-)
-CUSTOMER_FIELDS = (VENDOR_FIELDS - {"VENDORID", "VENDTYPE", "ACHACCOUNTNUMBER"}) | {
-    "CUSTOMERID",
-    "CUSTTYPE",
-}
+    @cached_property
+    def _specs(self) -> dict[str, FieldSpec]:
+        return {spec.name: spec for spec in self.catalogue}
+
+    def lookup_fields(self) -> tuple[FieldSpec, ...]:
+        return self.catalogue
+
+    def datatype(self, name: str) -> str:
+        spec = self._specs.get(name)
+        return spec.datatype if spec is not None else "TEXT"
+
+    def blank_record(self) -> dict[str, Any]:
+        """Every top-level field, empty: what Intacct returns for a field never set."""
+        groups = {spec.name.split(".", 1)[0] for spec in self.catalogue if "." in spec.name}
+        return {name: ({} if name in groups else None) for name in top_level(self.catalogue)}
 
 
-def object_defs(ticket_object: str) -> dict[str, ObjectDef]:
-    ticket_fields = frozenset(
-        {*settings.INTACCT_TICKET_FIELDS, "id", "WHENCREATED", "WHENMODIFIED"}
+def ticket_catalogue() -> tuple[FieldSpec, ...]:
+    """The ticket custom object: system fields, then the integration's own fields."""
+    integers = TICKET_INTEGER_FIELDS
+    system = (
+        FieldSpec("id", "INTEGER", readonly=True),
+        FieldSpec("WHENCREATED", "TIMESTAMP", readonly=True),
+        FieldSpec("WHENMODIFIED", "TIMESTAMP", readonly=True),
     )
-    return {
-        "VENDOR": ObjectDef("VENDOR", "RECORDNO", "VENDORID", fields=VENDOR_FIELDS),
-        "CUSTOMER": ObjectDef("CUSTOMER", "RECORDNO", "CUSTOMERID", fields=CUSTOMER_FIELDS),
-        ticket_object: ObjectDef(
-            ticket_object,
-            "id",
-            "name",
-            custom=True,
-            fields=ticket_fields,
-            relationships={settings.INTACCT_TICKET_VENDOR_FIELD: "VENDOR"},
-        ),
+    own = tuple(
+        FieldSpec(name, "INTEGER" if name in integers else "TEXT", required=name == "name")
+        for name in settings.INTACCT_TICKET_FIELDS
+    )
+    return system + own
+
+
+def object_defs(
+    ticket_object: str, *, with_ticket_object: bool = True, with_relationship: bool = True
+) -> dict[str, ObjectDef]:
+    """The company's objects. The switches let a scenario remove the ticket object or its
+    VENDOR relationship field, as a company without Platform Services set up looks."""
+    defs = {
+        "VENDOR": ObjectDef("VENDOR", "RECORDNO", "VENDORID", VENDOR_CATALOGUE),
+        "CUSTOMER": ObjectDef("CUSTOMER", "RECORDNO", "CUSTOMERID", CUSTOMER_CATALOGUE),
     }
+    if with_ticket_object:
+        vendor_field = settings.INTACCT_TICKET_VENDOR_FIELD
+        catalogue = ticket_catalogue()
+        relationships = {vendor_field: "VENDOR"}
+        if not with_relationship:
+            catalogue = tuple(spec for spec in catalogue if spec.name != vendor_field)
+            relationships = {}
+        defs[ticket_object] = ObjectDef(
+            ticket_object, "id", "name", catalogue, custom=True, relationships=relationships
+        )
+    return defs
 
 
 def now_utc() -> datetime:

@@ -1,8 +1,8 @@
 """Filter evaluation for the sandbox gateway, and the readByQuery query language.
 
-`query` filters arrive as XML and are read with `intacct.filters.from_element`; the
-legacy readByQuery `<query>` is an SQL-like string parsed here into the same `Filter`
-tree (plus an internal `not`). Comparisons are typed the way Intacct types the field:
+`query` filters arrive as XML and are read by `intacct_filters.read_filter`; the
+legacy readByQuery `<query>` is an SQL-like string parsed here into the same `Condition`
+tree (plus `not`). Comparisons are typed the way Intacct types the field:
 timestamps in the user's zone, numbers as numbers, strings case-sensitively unless the
 query asks otherwise.
 """
@@ -15,9 +15,9 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from connector_pipeline.intacct.filters import Filter
-from connector_pipeline.intacct.timefmt import UserFormatting
 from connector_pipeline.sandbox.intacct_data import NUMERIC_FIELDS, TIMESTAMP_FIELDS
+from connector_pipeline.sandbox.intacct_filters import Condition
+from connector_pipeline.sandbox.intacct_formatting import SandboxFormatting
 
 
 class QueryError(ValueError):
@@ -37,7 +37,7 @@ def _leaf(path: str) -> str:
     return path.rsplit(".", 1)[-1]
 
 
-def _typed(path: str, value: Any, formatting: UserFormatting, *, literal: bool) -> Any:
+def _typed(path: str, value: Any, formatting: SandboxFormatting, *, literal: bool) -> Any:
     if value is None:
         return None
     leaf = _leaf(path)
@@ -68,7 +68,7 @@ Predicate = Callable[[Mapping[str, Any]], bool]
 
 
 def compile_filter(
-    f: Filter, formatting: UserFormatting, *, case_insensitive: bool = False
+    f: Condition, formatting: SandboxFormatting, *, case_insensitive: bool = False
 ) -> Predicate:
     """A predicate for `f`, with every literal converted once (a page scans every record)."""
     op = f.op
@@ -144,17 +144,8 @@ _COMPARE: dict[str, Callable[[Any, list[Any]], bool]] = {
 }
 
 
-def fields_in(f: Filter) -> set[str]:
-    if f.field is not None:
-        return {f.field}
-    out: set[str] = set()
-    for child in f.children:
-        out |= fields_in(child)
-    return out
-
-
 def sort_key(
-    record: Mapping[str, Any], orders: Sequence[tuple[str, bool]], formatting: UserFormatting
+    record: Mapping[str, Any], orders: Sequence[tuple[str, bool]], formatting: SandboxFormatting
 ) -> tuple[Any, ...]:
     """A key for `sorted`: descending fields are handled by the caller's stable passes."""
     parts: list[Any] = []
@@ -168,7 +159,7 @@ def sort_key(
 def order_records(
     records: list[dict[str, Any]],
     orders: Sequence[tuple[str, bool]],
-    formatting: UserFormatting,
+    formatting: SandboxFormatting,
 ) -> list[dict[str, Any]]:
     if len({ascending for _, ascending in orders}) <= 1:
         descending = bool(orders) and not orders[0][1]
@@ -240,24 +231,24 @@ class _Parser:
         self.pos += 1
         return value
 
-    def expr(self) -> Filter:
+    def expr(self) -> Condition:
         parts = [self.term()]
         while self.peek_word() == "OR":
             self.pos += 1
             parts.append(self.term())
-        return parts[0] if len(parts) == 1 else Filter("or", children=tuple(parts))
+        return parts[0] if len(parts) == 1 else Condition("or", children=tuple(parts))
 
-    def term(self) -> Filter:
+    def term(self) -> Condition:
         parts = [self.factor()]
         while self.peek_word() == "AND":
             self.pos += 1
             parts.append(self.factor())
-        return parts[0] if len(parts) == 1 else Filter("and", children=tuple(parts))
+        return parts[0] if len(parts) == 1 else Condition("and", children=tuple(parts))
 
-    def factor(self) -> Filter:
+    def factor(self) -> Condition:
         if self.peek_word() == "NOT":
             self.pos += 1
-            return Filter("not", children=(self.factor(),))
+            return Condition("not", children=(self.factor(),))
         if self.pos < len(self.tokens) and self.tokens[self.pos][0] == "lp":
             self.pos += 1
             inner = self.expr()
@@ -274,7 +265,7 @@ class _Parser:
             return value
         raise QueryError(f"expected a value for {field_name}")
 
-    def comparison(self) -> Filter:
+    def comparison(self) -> Condition:
         name = self.take("word")
         negate = False
         if self.peek_word() == "NOT":
@@ -283,7 +274,7 @@ class _Parser:
         word = self.peek_word()
         if word == "LIKE":
             self.pos += 1
-            return Filter("notlike" if negate else "like", name, (self.literal(name),))
+            return Condition("notlike" if negate else "like", name, (self.literal(name),))
         if word == "IN":
             self.pos += 1
             self.take("lp")
@@ -292,23 +283,23 @@ class _Parser:
                 self.pos += 1
                 values.append(self.literal(name))
             self.take("rp")
-            return Filter("notin" if negate else "in", name, tuple(values))
+            return Condition("notin" if negate else "in", name, tuple(values))
         if word == "IS" and not negate:
             self.pos += 1
             if self.peek_word() == "NOT":
                 self.pos += 1
                 self.take("word")
-                return Filter("isnotnull", name)
+                return Condition("isnotnull", name)
             self.take("word")
-            return Filter("isnull", name)
+            return Condition("isnull", name)
         if negate:
             raise QueryError(f"unexpected NOT after {name}")
         op = self.take("op")
-        return Filter(_OPS[op], name, (self.literal(name),))
+        return Condition(_OPS[op], name, (self.literal(name),))
 
 
-def parse_query_text(text: str) -> Filter | None:
-    """An SQL-like readByQuery condition -> Filter (None for an empty query)."""
+def parse_query_text(text: str) -> Condition | None:
+    """An SQL-like readByQuery condition -> Condition (None for an empty query)."""
     if not text.strip():
         return None
     parser = _Parser(_tokenize(text))

@@ -119,14 +119,27 @@ def seed_tickets(
 
 class LiveTraffic(threading.Thread):
     """Creates, updates and solves tickets on the Zendesk sandbox every few seconds, so
-    webhook deliveries flow while a user watches (the demo)."""
+    webhook deliveries flow while a user watches (the demo). With `intacct_url`, every
+    `vendor_every`-th tick also edits a vendor in the Intacct sandbox, whose outbound webhook
+    then wakes the vendor sync."""
 
-    def __init__(self, zendesk_url: str, *, interval_s: float = 10.0, seed: int = 7) -> None:
+    def __init__(
+        self,
+        zendesk_url: str,
+        *,
+        interval_s: float = 10.0,
+        seed: int = 7,
+        intacct_url: str | None = None,
+        vendor_every: int = 3,
+    ) -> None:
         super().__init__(daemon=True, name="sandbox-live-traffic")
         self.zendesk_url = zendesk_url
+        self.intacct_url = intacct_url
+        self.vendor_every = max(1, vendor_every)
         self.interval_s = interval_s
         self.rng = random.Random(seed)
         self.stopped = threading.Event()
+        self.ticks = 0
 
     def stop(self) -> None:
         self.stopped.set()
@@ -136,6 +149,12 @@ class LiveTraffic(threading.Thread):
             while not self.stopped.wait(self.interval_s):
                 try:
                     self._tick(client)
+                    self.ticks += 1
+                    if self.intacct_url and self.ticks % self.vendor_every == 0:
+                        with httpx.Client(base_url=self.intacct_url, timeout=30) as intacct:
+                            intacct.post(
+                                "/_sandbox/vendors/modify", json={"count": 1}
+                            ).raise_for_status()
                 except httpx.HTTPError as exc:
                     log.warning("live traffic: %s", exc)
 

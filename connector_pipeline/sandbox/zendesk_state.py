@@ -10,17 +10,26 @@ is guarded by one lock: FastAPI runs sync handlers in a thread pool.
 from __future__ import annotations
 
 import base64
-import math
 import random
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from connector_pipeline import settings
 from connector_pipeline.sandbox.faults import DEFAULT_KINDS
+from connector_pipeline.sandbox.zendesk_errors import (
+    SandboxInvalid,
+    not_found,
+    record_invalid,
+    record_invalid_status,
+    too_many_values,
+)
+from connector_pipeline.sandbox.zendesk_jobs import JobQueue
+from connector_pipeline.sandbox.zendesk_org_fields import OrganizationFields
+from connector_pipeline.sandbox.zendesk_rate import RateLimiter, max_in_window
 
 FIRST_ORGANIZATION_ID = 6_100_000_000_000
 FIRST_USER_ID = 6_130_000_000_000
@@ -76,6 +85,8 @@ class ZendeskSandboxConfig:
     account_id: int = 90_000_001
     email: str = "sandbox@example.com"
     api_token: str = "sandbox-api-token"
+    # The role of the main credentials (`users/me`); "agent" makes them a non-admin.
+    user_role: str = "admin"
     # A non-admin agent: valid credentials that incremental exports and search refuse.
     agent_email: str = "agent@example.com"
     agent_api_token: str = "sandbox-agent-token"
@@ -117,45 +128,8 @@ class ZendeskSandboxConfig:
         return cls(plan_limit_per_minute=settings.ZENDESK_PLAN_LIMITS[plan], **overrides)
 
 
-class SandboxInvalid(Exception):
-    """A request the real service answers with an error body; `status` and `body` are what
-    the sandbox sends back."""
-
-    def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None):
-        super().__init__(body.get("error"))
-        self.status = status
-        self.body = body
-        self.headers = headers or {}
-
-
 def iso(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-
-
-def record_invalid(field_name: str, description: str, error: str) -> SandboxInvalid:
-    return SandboxInvalid(
-        422,
-        {
-            "error": "RecordInvalid",
-            "description": "Record validation errors",
-            "details": {field_name: [{"description": description, "error": error}]},
-        },
-    )
-
-
-def not_found() -> SandboxInvalid:
-    return SandboxInvalid(404, {"error": "RecordNotFound", "description": "Not found"})
-
-
-def too_many_values() -> SandboxInvalid:
-    return SandboxInvalid(
-        400,
-        {
-            "error": "TooManyValues",
-            "description": "Parameter  cannot specify more than 100 values",
-            "max_count": settings.ZENDESK_MAX_BATCH,
-        },
-    )
 
 
 def encode_cursor(position: float, ticket_id: int) -> str:
@@ -172,48 +146,6 @@ def decode_cursor(cursor: str) -> tuple[float, int]:
         raise SandboxInvalid(
             400, {"error": "InvalidPaginationParameter", "description": "invalid cursor"}
         ) from exc
-
-
-@dataclass
-class Job:
-    id: str
-    job_type: str
-    verb: str
-    apply: Callable[[], list[dict[str, Any]]]
-    total: int
-    submitted: float
-    due: float
-    status: str = "queued"
-    results: list[dict[str, Any]] | None = None
-    completed_at: float | None = None
-
-
-class SlidingWindow:
-    """Arrival times within the last `window_s`, for limits and `Retry-After`."""
-
-    def __init__(self, limit: int, window_s: float) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self.times: deque[float] = deque()
-
-    def _trim(self, now: float) -> None:
-        while self.times and self.times[0] <= now - self.window_s:
-            self.times.popleft()
-
-    def remaining(self, now: float) -> int:
-        self._trim(now)
-        return max(self.limit - len(self.times), 0)
-
-    def reset_in(self, now: float) -> float:
-        self._trim(now)
-        return self.times[0] + self.window_s - now if self.times else self.window_s
-
-    def try_take(self, now: float) -> bool:
-        self._trim(now)
-        if len(self.times) >= self.limit:
-            return False
-        self.times.append(now)
-        return True
 
 
 class SandboxState:
@@ -238,23 +170,20 @@ class SandboxState:
             self.positions: dict[int, float] = {}
             self.next_ticket_id = 1
             self.last_position = 0.0
-            self.jobs: dict[str, Job] = {}
-            self.job_order: list[str] = []
-            self.max_jobs_in_flight_seen = 0
+            self.organization_fields = OrganizationFields(self.lock, self.clock, self.url)
+            self.job_queue = JobQueue(self.lock, self.clock, self.url, self.random)
             self.requests: Counter[str] = Counter()
             self.statuses: Counter[str] = Counter()
-            self.rate_limited: Counter[str] = Counter()
             self.writes: dict[str, Counter[str]] = {"organization": Counter(), "ticket": Counter()}
             self.scenario_writes: dict[str, Counter[str]] = {
                 "organization": Counter(),
                 "ticket": Counter(),
             }
-            self.incremental_times: list[float] = []
-            self.account_window = SlidingWindow(
-                self.config.plan_limit_per_minute, self.config.rate_window_s
-            )
-            self.incremental_window = SlidingWindow(
-                self.config.incremental_limit_per_minute, self.config.rate_window_s
+            self.limiter = RateLimiter(
+                self.lock,
+                self.config.plan_limit_per_minute,
+                self.config.incremental_limit_per_minute,
+                self.config.rate_window_s,
             )
 
     def reconfigure(self, changes: Mapping[str, Any]) -> None:
@@ -263,10 +192,11 @@ class SandboxState:
                 if not hasattr(self.config, key):
                     raise SandboxInvalid(400, {"error": "UnknownSetting", "description": key})
                 setattr(self.config, key, value)
-            self.account_window.limit = self.config.plan_limit_per_minute
-            self.account_window.window_s = self.config.rate_window_s
-            self.incremental_window.limit = self.config.incremental_limit_per_minute
-            self.incremental_window.window_s = self.config.rate_window_s
+            self.limiter.configure(
+                self.config.plan_limit_per_minute,
+                self.config.incremental_limit_per_minute,
+                self.config.rate_window_s,
+            )
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
@@ -275,57 +205,24 @@ class SandboxState:
                 "requests": dict(self.requests),
                 "requests_total": sum(self.requests.values()),
                 "responses_by_status": dict(self.statuses),
-                "rate_limited": dict(self.rate_limited),
+                "rate_limited": dict(self.limiter.refused),
                 "writes": {obj: dict(c) for obj, c in self.writes.items()},
                 "scenario_writes": {obj: dict(c) for obj, c in self.scenario_writes.items()},
-                "incremental_requests": len(self.incremental_times),
-                "max_incremental_in_window": self.max_in_window(
-                    self.incremental_times, self.config.rate_window_s
+                "incremental_requests": len(self.limiter.incremental_times),
+                "max_incremental_in_window": max_in_window(
+                    self.limiter.incremental_times, self.config.rate_window_s
                 ),
-                "jobs": dict(Counter(job.status for job in self.jobs.values())),
-                "max_jobs_in_flight_seen": self.max_jobs_in_flight_seen,
+                "jobs": dict(Counter(job.status for job in self.job_queue.jobs.values())),
+                "max_jobs_in_flight_seen": self.job_queue.max_in_flight_seen,
                 "organizations": len(self.organizations),
                 "tickets": len(self.tickets),
             }
 
-    @staticmethod
-    def max_in_window(times: list[float], window_s: float) -> int:
-        best, start = 0, 0
-        for end, stamp in enumerate(times):
-            while stamp - times[start] >= window_s:
-                start += 1
-            best = max(best, end - start + 1)
-        return best
-
     def take_rate_limit(self, incremental: bool) -> tuple[bool, float]:
-        """(allowed, seconds until a slot frees). Incremental calls also count against the
-        account limit, as in Zendesk."""
-        with self.lock:
-            now = time.monotonic()
-            if incremental and self.incremental_window.remaining(now) == 0:
-                self.rate_limited["incremental"] += 1
-                return False, self.incremental_window.reset_in(now)
-            if not self.account_window.try_take(now):
-                self.rate_limited["account"] += 1
-                return False, self.account_window.reset_in(now)
-            if incremental:
-                self.incremental_window.try_take(now)
-                self.incremental_times.append(now)
-            return True, 0.0
+        return self.limiter.take(incremental)
 
     def rate_headers(self) -> dict[str, str]:
-        with self.lock:
-            now = time.monotonic()
-            limit = str(self.account_window.limit)
-            remaining = str(self.account_window.remaining(now))
-            reset = str(max(math.ceil(self.account_window.reset_in(now)), 1))
-        return {
-            "x-rate-limit": limit,
-            "x-rate-limit-remaining": remaining,
-            "ratelimit-limit": limit,
-            "ratelimit-remaining": remaining,
-            "ratelimit-reset": reset,
-        }
+        return self.limiter.headers()
 
     # --- organizations ---
 
@@ -389,8 +286,11 @@ class SandboxState:
                 "organization_fields": {},
             }
             for key in ORGANIZATION_FIELDS:
-                if key in fields and key != "name":
+                if key in fields and key not in ("name", "organization_fields"):
                     org[key] = fields[key]
+            org["organization_fields"] = self.organization_fields.apply(
+                {}, fields.get("organization_fields")
+            )
             if org["external_id"] is not None:
                 org["external_id"] = str(org["external_id"])
             self.organizations[org_id] = org
@@ -416,6 +316,10 @@ class SandboxState:
             if org is None:
                 raise not_found()
             changes = {k: v for k, v in fields.items() if k in ORGANIZATION_FIELDS}
+            if "organization_fields" in changes:
+                changes["organization_fields"] = self.organization_fields.apply(
+                    org.get("organization_fields") or {}, changes["organization_fields"]
+                )
             self._check_organization(changes, org_id)
             self._unindex(org)
             for key, value in changes.items():
@@ -486,83 +390,22 @@ class SandboxState:
     # --- bulk jobs ---
 
     def advance_jobs(self) -> None:
-        """Complete, in submission order, every job whose delay has passed. Called before
-        anything is read, so effects appear exactly when the job reports completed."""
-        with self.lock:
-            now = time.monotonic()
-            for job_id in self.job_order:
-                job = self.jobs[job_id]
-                if job.status == "completed":
-                    continue
-                if job.due > now:
-                    break
-                job.results = job.apply()
-                job.status = "completed"
-                job.completed_at = self.clock()
-
-    def in_flight_jobs(self) -> list[str]:
-        with self.lock:
-            self.advance_jobs()
-            return [j for j in self.job_order if self.jobs[j].status != "completed"]
+        self.job_queue.advance()
 
     def submit_job(
         self, job_type: str, verb: str, total: int, apply: Callable[[], list[dict[str, Any]]]
     ) -> dict[str, Any]:
-        with self.lock:
-            in_flight = self.in_flight_jobs()
-            if len(in_flight) >= self.config.max_jobs_in_flight:
-                first_due = self.jobs[in_flight[0]].due - time.monotonic()
-                raise SandboxInvalid(
-                    429,
-                    {
-                        "error": "TooManyJobs",
-                        "description": f"Too many {job_type.replace(' ', '')} jobs are currently"
-                        " queued or running. Try again later.",
-                        "current_job_ids": in_flight,
-                    },
-                    {
-                        "Retry-After": str(max(math.ceil(first_due), 1)),
-                        "zendesk-ratelimit-inflight-jobs": (
-                            f"total={self.config.max_jobs_in_flight}; remaining=0; resets=60"
-                        ),
-                    },
-                )
-            job_id = f"V3-{self.random.getrandbits(128):032x}"
-            now = time.monotonic()
-            job = Job(job_id, job_type, verb, apply, total, now, now + self.config.job_delay_s)
-            self.jobs[job_id] = job
-            self.job_order.append(job_id)
-            self.max_jobs_in_flight_seen = max(self.max_jobs_in_flight_seen, len(in_flight) + 1)
-            return self.job_view(job_id)
+        return self.job_queue.submit(
+            job_type,
+            verb,
+            total,
+            apply,
+            delay_s=self.config.job_delay_s,
+            max_in_flight=self.config.max_jobs_in_flight,
+        )
 
     def job_view(self, job_id: str) -> dict[str, Any]:
-        with self.lock:
-            self.advance_jobs()
-            job = self.jobs.get(job_id)
-            if job is None:
-                raise not_found()
-            status, progress, message, results = job.status, None, None, None
-            if job.status == "completed":
-                progress, results = job.total, job.results
-                finished = time.gmtime(job.completed_at or 0)
-                message = f"Completed at {time.strftime('%Y-%m-%d %H:%M:%S +0000', finished)}"
-            else:
-                elapsed = time.monotonic() - job.submitted
-                delay = max(self.config.job_delay_s, 1e-9)
-                if elapsed >= delay * 0.3:
-                    status = "working"
-                    progress = min(int(job.total * elapsed / delay), job.total)
-                    message = f"{job.verb} organization #{progress}"
-            return {
-                "id": job.id,
-                "job_type": job.job_type,
-                "url": self.url(f"job_statuses/{job.id}"),
-                "total": job.total,
-                "progress": progress,
-                "status": status,
-                "message": message,
-                "results": results,
-            }
+        return self.job_queue.view(job_id, self.config.job_delay_s)
 
     def create_many(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         if len(records) > settings.ZENDESK_MAX_BATCH:
@@ -846,17 +689,6 @@ class SandboxState:
                 + f"?per_page={per_page}&start_time={end_time}",
                 "end_time": end_time,
             }
-
-
-def record_invalid_status() -> SandboxInvalid:
-    return SandboxInvalid(
-        422,
-        {
-            "error": "RecordInvalid",
-            "description": "Record validation errors",
-            "details": {"status": [{"description": "Status: closed prevents ticket update"}]},
-        },
-    )
 
 
 def _bulk_failure(index: int, org_id: Any, exc: SandboxInvalid, error: str) -> dict[str, Any]:

@@ -1,5 +1,7 @@
-"""Webhook deliveries of the sandbox Zendesk: event-subscribed ticket events, signed with
-`zendesk.webhooks.sign`, posted by a background thread and retried with backoff.
+"""Webhook deliveries of the sandbox Zendesk: event-subscribed ticket events, signed as
+Zendesk signs them (with the sandbox's own `sign`, so the receiver's verification is
+checked against an independent implementation), posted by a background thread and
+retried with backoff.
 
 Each event is one invocation with one `X-Zendesk-Webhook-Invocation-Id`, kept across its
 retry attempts; the signature timestamp is fresh per attempt. Ticket events carry ids as
@@ -8,7 +10,10 @@ strings and enums in upper case in `detail`, as Zendesk's ticket-event payloads 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import heapq
+import hmac
 import itertools
 import json
 import logging
@@ -23,16 +28,23 @@ import httpx
 
 from connector_pipeline import settings
 from connector_pipeline.sandbox.zendesk_state import Change, ZendeskSandboxConfig, iso
-from connector_pipeline.zendesk.webhooks import (
-    ACCOUNT_ID_HEADER,
-    INVOCATION_ID_HEADER,
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    WEBHOOK_ID_HEADER,
-    sign,
-)
 
 log = logging.getLogger(__name__)
+
+# Zendesk's webhook headers (reference/zendesk-api.md, "Webhooks"), written out here rather
+# than imported from the client: the sandbox must not share the receiver's reading of them.
+SIGNATURE_HEADER = "X-Zendesk-Webhook-Signature"
+TIMESTAMP_HEADER = "X-Zendesk-Webhook-Signature-Timestamp"
+INVOCATION_ID_HEADER = "X-Zendesk-Webhook-Invocation-Id"
+WEBHOOK_ID_HEADER = "X-Zendesk-Webhook-Id"
+ACCOUNT_ID_HEADER = "X-Zendesk-Account-Id"
+
+
+def sign(secret: str, body: bytes, timestamp: str) -> str:
+    """base64(HMAC-SHA256(secret, timestamp + body)), as Zendesk signs deliveries."""
+    digest = hmac.new(secret.encode("utf-8"), timestamp.encode("utf-8") + body, hashlib.sha256)
+    return base64.b64encode(digest.digest()).decode("ascii")
+
 
 EVENT_PREFIX = "zen:event-type:"
 # REST field -> ticket event type fired when it changes.

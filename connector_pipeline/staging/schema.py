@@ -142,3 +142,16 @@ quarantine = Table(
     Column("resolved_at", UTCDateTime, nullable=True),
     Index(None, "resolved_at", "kind"),
 )
+
+# Verified Intacct outbound webhook deliveries: hints that something changed. Nothing a
+# delivery carries is kept but its idempotency key (retries of one delivery repeat it).
+# A hint is consumed once a vendor read that started after it has succeeded.
+intacct_hints = Table(
+    "intacct_hints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("idempotency_key", String(128), nullable=True, unique=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("consumed_at", UTCDateTime, nullable=True),
+    Index(None, "consumed_at", "received_at"),
+)

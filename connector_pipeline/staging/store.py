@@ -45,7 +45,9 @@ from sqlalchemy.engine import make_url
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_random
 
 from connector_pipeline import settings
+from connector_pipeline.domain import DELETED, TicketRow, VendorRow, vendor_rank
 from connector_pipeline.staging.schema import (
+    intacct_hints,
     intacct_vendors,
     quarantine,
     sync_cursors,
@@ -66,29 +68,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class VendorRow(TypedDict):
-    source_object: str
-    record_no: int
-    vendor_id: str
-    name: str
-    status: str
-    when_modified: datetime | None
-    raw: dict[str, Any]
-    content_hash: str
-
-
-class TicketRow(TypedDict):
-    ticket_id: int
-    organization_id: int | None
-    status: str
-    updated_at: datetime | None
-    generated_timestamp: int | None
-    version: int
-    raw: dict[str, Any]
-    content_hash: str
-    source: str
-
-
 class VendorLinkRow(TypedDict, total=False):
     external_id: str  # required; folded to lower case on write
     source_object: str
@@ -107,17 +86,6 @@ class TicketLinkRow(TypedDict, total=False):
     staged_hash: str | None  # content_hash of the staged row the write carried
     written_at: datetime | None
     last_error: str | None
-
-
-# The status of a staged vendor that a complete read of Intacct no longer returned.
-VENDOR_DELETED = "deleted"
-
-
-def vendor_rank(status: str, record_no: int) -> tuple[bool, int]:
-    """Which of several staged records with one VENDORID (deleted in Intacct, then used
-    again) stands for it: the highest rank, i.e. a record still in Intacct, then the
-    newest."""
-    return status != VENDOR_DELETED, record_no
 
 
 @dataclass(frozen=True)
@@ -170,6 +138,36 @@ class InboxRow:
     received_at: datetime
     attempts: int
     claim_token: str | None
+
+
+@dataclass(frozen=True)
+class InboxBacklog:
+    """What the inbox holds unprocessed, as the sensor needs it. `mark` names the state of
+    the backlog from the rows themselves (the newest pending delivery's own ids, the
+    claims made so far and how many rows are free to claim), so it differs between two
+    ledgers, and changes when a delivery arrives, a drain gives rows back or a dead
+    drain's lease runs out, but never with a restart or a move."""
+
+    pending: int
+    claimable: int  # not under a live claim: a drain started now would take them
+    attempts: int
+    oldest_received_at: datetime | None
+    newest_id: int | None
+    newest_delivery: str | None
+
+    @property
+    def mark(self) -> str:
+        return f"{self.newest_delivery}:{self.pending}:{self.claimable}:{self.attempts}"
+
+
+@dataclass(frozen=True)
+class LedgerError:
+    """A write or delivery that failed last time it was tried (`last_error` / `error`)."""
+
+    table: str
+    key: str
+    error: str
+    at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -434,7 +432,7 @@ class StagingStore:
     def mark_vendors_deleted(
         self, source_object: str, record_nos: Sequence[int], *, conn: Connection | None = None
     ) -> int:
-        """Mark staged records as gone from Intacct (status `VENDOR_DELETED`). Their content
+        """Mark staged records as gone from Intacct (status `DELETED`). Their content
         hash is cleared too, so should such a record ever be read again it is staged again,
         whatever its content."""
         v = intacct_vendors
@@ -444,7 +442,7 @@ class StagingStore:
                 result = c.execute(
                     v.update()
                     .where(v.c.source_object == source_object, self._in(v.c.record_no, chunk))
-                    .values(status=VENDOR_DELETED, content_hash=VENDOR_DELETED, staged_at=utcnow())
+                    .values(status=DELETED, content_hash=DELETED, staged_at=utcnow())
                 )
                 marked += result.rowcount
         return marked
@@ -465,6 +463,52 @@ class StagingStore:
             return int(
                 c.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
             )
+
+    def table_counts(self) -> dict[str, int]:
+        """Rows per ledger table."""
+        tables = (
+            intacct_vendors,
+            zendesk_tickets,
+            vendor_org_links,
+            ticket_record_links,
+            webhook_inbox,
+            sync_cursors,
+            quarantine,
+            intacct_hints,
+        )
+        return {t.name: self.count(t) for t in tables}
+
+    def recent_errors(self, limit: int) -> list[LedgerError]:
+        """The latest failures still recorded on links and inbox rows, newest first."""
+        queries = [
+            select(
+                literal(vendor_org_links.name).label("table"),
+                vendor_org_links.c.external_id.label("key"),
+                vendor_org_links.c.last_error.label("error"),
+                vendor_org_links.c.written_at.label("at"),
+            ).where(vendor_org_links.c.last_error.is_not(None)),
+            select(
+                literal(ticket_record_links.name).label("table"),
+                ticket_record_links.c.ticket_id.label("key"),
+                ticket_record_links.c.last_error.label("error"),
+                ticket_record_links.c.written_at.label("at"),
+            ).where(ticket_record_links.c.last_error.is_not(None)),
+            select(
+                literal(webhook_inbox.name).label("table"),
+                webhook_inbox.c.id.label("key"),
+                webhook_inbox.c.error.label("error"),
+                webhook_inbox.c.received_at.label("at"),
+            ).where(webhook_inbox.c.error.is_not(None)),
+        ]
+        found: list[LedgerError] = []
+        with self._read(None) as c:
+            for query in queries:
+                order = query.selected_columns.at
+                for r in c.execute(query.order_by(order.desc()).limit(limit)):
+                    found.append(LedgerError(r.table, str(r.key), str(r.error), r.at))
+        oldest = datetime.min.replace(tzinfo=UTC)
+        found.sort(key=lambda e: e.at or oldest, reverse=True)
+        return found[:limit]
 
     # ------------------------------------------------------------------ tickets
     def upsert_tickets(
@@ -642,7 +686,7 @@ class StagingStore:
                 r.source_object,
                 r.vendor_id,
                 int(r.record_no),
-                r.status == VENDOR_DELETED,
+                r.status == DELETED,
             )
             for r in rows
         }
@@ -864,6 +908,43 @@ class StagingStore:
                 )
             ).one()
         return {"total": int(total), "pending": int(pending), "max_id": int(max_id)}
+
+    def inbox_backlog(self) -> InboxBacklog:
+        w = webhook_inbox
+        unprocessed = w.c.processed_at.is_(None)
+        claimable = or_(w.c.claimed_at.is_(None), w.c.lease_expires_at <= utcnow())
+        with self._read(None) as c:
+            pending, free, attempts, oldest = c.execute(
+                select(
+                    func.count(),
+                    func.count().filter(claimable),
+                    func.coalesce(func.sum(w.c.attempts), 0),
+                    func.min(w.c.received_at),
+                ).where(unprocessed)
+            ).one()
+            newest = c.execute(
+                select(w.c.id, w.c.invocation_id, w.c.event_id, w.c.received_at)
+                .where(unprocessed)
+                .order_by(w.c.id.desc())
+                .limit(1)
+            ).first()
+        delivery = None
+        if newest is not None:
+            # Zendesk's invocation and event ids are unique across accounts and time; a
+            # delivery with neither is named by its arrival time and row id.
+            delivery = (
+                newest.invocation_id
+                or newest.event_id
+                or (f"{newest.received_at.isoformat()}#{newest.id}")
+            )
+        return InboxBacklog(
+            pending=int(pending),
+            claimable=int(free),
+            attempts=int(attempts),
+            oldest_received_at=oldest,
+            newest_id=None if newest is None else int(newest.id),
+            newest_delivery=delivery,
+        )
 
     def inbox_pending_ids(self, after_id: int = 0, limit: int | None = None) -> list[int]:
         w = webhook_inbox

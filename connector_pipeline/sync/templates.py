@@ -6,6 +6,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from connector_pipeline.xml_chars import sanitize_xml_text
+
 _FIELD = re.compile(r"\{([A-Za-z0-9_.]+)\}")
 
 
@@ -23,7 +25,10 @@ def field_value(record: Mapping[str, Any], path: str) -> Any:
 
 
 def render(template: str, record: Mapping[str, Any], extra: Mapping[str, str] | None = None) -> str:
-    """Fill a template; missing fields render empty and runs of white space collapse."""
+    """Fill a template; a missing field renders empty. Values are copied exactly: spaces,
+    tabs, no-break spaces and line breaks are kept, and only characters XML 1.0 cannot
+    carry are removed (DESIGN.md decision 11), so a name reads the same in Intacct, in the
+    ledger and in Zendesk."""
     extra = extra or {}
 
     def value(match: re.Match[str]) -> str:
@@ -31,6 +36,11 @@ def render(template: str, record: Mapping[str, Any], extra: Mapping[str, str] | 
         if key in extra:
             return extra[key]
         found = field_value(record, key)
-        return "" if found is None else str(found).strip()
+        return "" if found is None else str(found)
 
-    return " ".join(_FIELD.sub(value, template).split())
+    return sanitize_xml_text(_FIELD.sub(value, template))
+
+
+def blank(text: str) -> bool:
+    """A rendered value with nothing but white space: treated as absent."""
+    return not text.strip()

@@ -14,11 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connector_pipeline import settings
-from connector_pipeline.staging import TicketRow
+from connector_pipeline.domain import DELETED, TicketRow
 from connector_pipeline.sync.hashing import content_hash, json_safe
 from connector_pipeline.sync.templates import render
 
-DELETED = "deleted"
 # Fields that change without the ticket changing for Intacct's purposes.
 _VOLATILE_FIELDS = ("generated_timestamp", "url")
 

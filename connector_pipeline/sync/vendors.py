@@ -14,9 +14,10 @@ from datetime import datetime
 from typing import Any
 
 from connector_pipeline import settings
-from connector_pipeline.staging import VENDOR_DELETED, VendorRow, vendor_rank
+from connector_pipeline.domain import DELETED, VendorRow, vendor_rank
 from connector_pipeline.sync.hashing import content_hash, json_safe
-from connector_pipeline.sync.templates import field_value, render
+from connector_pipeline.sync.templates import blank, field_value, render
+from connector_pipeline.xml_chars import sanitize_xml_text
 
 # Which Intacct field identifies a record of each supported source object.
 ID_FIELD = {"VENDOR": "VENDORID", "CUSTOMER": "CUSTOMERID"}
@@ -164,8 +165,8 @@ def map_vendor(vendor: Mapping[str, Any], mapping: OrganizationMapping) -> Desir
         "source_object": source_object.lower(),
     }
     active = is_active(vendor["status"])
-    deleted = vendor["status"] == VENDOR_DELETED
-    tags = [t for t in (render(t, record, extra) for t in mapping.tags) if t]
+    deleted = vendor["status"] == DELETED
+    tags = [t for t in (render(t, record, extra) for t in mapping.tags) if not blank(t)]
     status_tag = mapping.deleted_tag if deleted else "" if active else mapping.inactive_tag
     if status_tag:
         tags.append(status_tag)
@@ -175,11 +176,12 @@ def map_vendor(vendor: Mapping[str, Any], mapping: OrganizationMapping) -> Desir
         if match:
             domains.append(match.group(1).lower())
     external_id = mapping.external_id(vendor["vendor_id"])
+    name = render(mapping.name, record, extra)
     payload: dict[str, Any] = {
         "external_id": external_id,
-        "name": render(mapping.name, record, extra) or vendor["name"],
-        "details": "\n".join(x for x in (render(t, record, extra) for t in mapping.details) if x),
-        "notes": "\n".join(x for x in (render(t, record, extra) for t in mapping.notes) if x),
+        "name": sanitize_xml_text(vendor["name"]) if blank(name) else name,
+        "details": _lines(mapping.details, record, extra),
+        "notes": _lines(mapping.notes, record, extra),
         "tags": sorted(set(tags)),
         "domain_names": sorted(set(domains)),
         "organization_fields": {
@@ -198,18 +200,90 @@ def map_vendor(vendor: Mapping[str, Any], mapping: OrganizationMapping) -> Desir
     )
 
 
+def _lines(templates: Sequence[str], record: Mapping[str, Any], extra: Mapping[str, str]) -> str:
+    """Rendered lines joined with newlines; lines with nothing in them are left out."""
+    return "\n".join(x for x in (render(t, record, extra) for t in templates) if not blank(x))
+
+
 def desired_organizations(
     vendors: Iterable[Mapping[str, Any]], mapping: OrganizationMapping
 ) -> list[DesiredOrganization]:
     """One organization per external id, mapped from the staged record that stands for it
-    (`vendor_rank`: a VENDORID deleted and used again has two)."""
-    chosen: dict[str, Mapping[str, Any]] = {}
+    (`vendor_rank`: a VENDORID deleted and used again has two). Records whose external id
+    collides case-insensitively with another record's are left out:
+    `external_id_collisions` says which and why."""
+    standing, _ = _standing_records(vendors, mapping)
+    return [map_vendor(v, mapping) for v in standing]
+
+
+@dataclass(frozen=True)
+class ExternalIdCollision:
+    """A record left unwritten because Zendesk, which compares external ids
+    case-insensitively, would take it for another record's organization."""
+
+    external_id: str
+    source_object: str
+    vendor_id: str
+    record_no: int
+    kept_vendor_id: str
+    kept_source_object: str
+    kept_record_no: int
+
+    @property
+    def reason(self) -> str:
+        return (
+            f"external id collision: {self.source_object} {self.vendor_id!r} (RECORDNO "
+            f"{self.record_no}) and {self.kept_source_object} {self.kept_vendor_id!r} "
+            f"(RECORDNO {self.kept_record_no}) differ only by case, and Zendesk compares "
+            f"external ids case-insensitively; {self.kept_vendor_id!r} keeps the "
+            f"organization, {self.vendor_id!r} is not written until one of them is renamed "
+            "or deleted in Intacct"
+        )
+
+
+def external_id_collisions(
+    vendors: Iterable[Mapping[str, Any]], mapping: OrganizationMapping
+) -> list[ExternalIdCollision]:
+    """Active records left out by `desired_organizations`, each naming the record that
+    keeps the organization (DESIGN.md decision 11: nothing is dropped silently)."""
+    return _standing_records(vendors, mapping)[1]
+
+
+def _standing_records(
+    vendors: Iterable[Mapping[str, Any]], mapping: OrganizationMapping
+) -> tuple[list[Mapping[str, Any]], list[ExternalIdCollision]]:
+    # Within one exact external id, the best-ranked record stands (a VENDORID deleted and
+    # used again). Different external ids equal but for case are different records:
+    # the one created first (lowest RECORDNO) keeps the organization, and the others are
+    # collisions, unless they are deleted in Intacct (nothing to write for them then).
+    by_key: dict[str, dict[str, Mapping[str, Any]]] = {}
     for vendor in vendors:
-        key = mapping.external_id(vendor["vendor_id"]).lower()
-        held = chosen.get(key)
+        external_id = mapping.external_id(vendor["vendor_id"])
+        exact = by_key.setdefault(external_id.lower(), {})
+        held = exact.get(external_id)
         if held is None or _rank(vendor) > _rank(held):
-            chosen[key] = vendor
-    return [map_vendor(v, mapping) for v in chosen.values()]
+            exact[external_id] = vendor
+    standing: list[Mapping[str, Any]] = []
+    collisions: list[ExternalIdCollision] = []
+    for exact in by_key.values():
+        candidates = sorted(exact.values(), key=lambda v: (not _rank(v)[0], int(v["record_no"])))
+        kept, others = candidates[0], candidates[1:]
+        standing.append(kept)
+        for other in others:
+            if other["status"] == DELETED or kept["status"] == DELETED:
+                continue
+            collisions.append(
+                ExternalIdCollision(
+                    external_id=mapping.external_id(other["vendor_id"]),
+                    source_object=other["source_object"],
+                    vendor_id=other["vendor_id"],
+                    record_no=int(other["record_no"]),
+                    kept_vendor_id=kept["vendor_id"],
+                    kept_source_object=kept["source_object"],
+                    kept_record_no=int(kept["record_no"]),
+                )
+            )
+    return standing, collisions
 
 
 def _rank(vendor: Mapping[str, Any]) -> tuple[bool, int]:
@@ -219,7 +293,7 @@ def _rank(vendor: Mapping[str, Any]) -> tuple[bool, int]:
 def vanished(statuses: Mapping[int, str], present: Iterable[int]) -> list[int]:
     """Staged RECORDNOs (not yet marked deleted) that a complete read did not return."""
     seen = set(present)
-    return sorted(n for n, status in statuses.items() if status != VENDOR_DELETED and n not in seen)
+    return sorted(n for n, status in statuses.items() if status != DELETED and n not in seen)
 
 
 def mass_deletion(

@@ -21,10 +21,12 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
 from connector_pipeline import settings
+from connector_pipeline.intacct.webhooks import TriggerConfig
 from connector_pipeline.staging.store import InboxEvent, StagingStore, head_revision
 from connector_pipeline.webhook.access_log import AccessLogMiddleware, log_fields
 from connector_pipeline.webhook.body import BodyRejected, read_body
 from connector_pipeline.webhook.counters import DeliveryCounters
+from connector_pipeline.webhook.intacct_route import add_intacct_route
 from connector_pipeline.webhook.ledger import Ledger, LedgerUnavailable
 from connector_pipeline.zendesk.events import WebhookPayloadError, parse_webhook_payload
 from connector_pipeline.zendesk.webhooks import (
@@ -64,6 +66,7 @@ class HealthResponse(BaseModel):
     ledger: LedgerHealth
     secrets_configured: int
     deliveries: dict[str, Any]
+    intacct_deliveries: dict[str, Any]
     pid: int
 
 
@@ -84,11 +87,13 @@ def create_app(
     body_timeout_s: float = settings.WEBHOOK_BODY_READ_TIMEOUT_S,
     ledger_timeout_s: float = settings.WEBHOOK_LEDGER_TIMEOUT_S,
     ledger_url: str | None = None,
+    intacct_trigger: TriggerConfig | None = None,
 ) -> FastAPI:
     """The receiver app. Without `store`, the ledger at `ledger_url` (default
     `STAGING_DATABASE_URL`) is opened at start-up and disposed at shutdown; without
     `secrets`, `ZENDESK_WEBHOOK_SECRETS` is read now. `tolerance_s=None` turns the
-    timestamp check off (tests replaying old deliveries)."""
+    timestamp check off (tests replaying old deliveries). `intacct_trigger` verifies
+    Intacct deliveries on `/webhooks/intacct`; without it that route answers 401."""
     signing_secrets = list(secrets) if secrets is not None else secrets_from_env()
     counters = DeliveryCounters()
     ledger = Ledger(
@@ -131,8 +136,10 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.counters = counters
+    app.state.intacct_counters = intacct_counters = DeliveryCounters()
     app.state.ledger = ledger
     app.add_middleware(AccessLogMiddleware)
+    add_intacct_route(app, ledger, intacct_trigger, intacct_counters, body_timeout_s=body_timeout_s)
 
     def reject(
         request: Request, status: int, reason: str, detail: str, **headers: str
@@ -252,6 +259,7 @@ def create_app(
             ledger=health,
             secrets_configured=len(signing_secrets),
             deliveries=counters.snapshot(),
+            intacct_deliveries=intacct_counters.snapshot(),
             pid=os.getpid(),
         )
         return JSONResponse(body.model_dump(), status_code=200 if health.ok else 503)
@@ -271,7 +279,7 @@ def create_app(
 
 def create_app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` and `ml-connector webhook serve` workers."""
-    return create_app()
+    return create_app(intacct_trigger=TriggerConfig.from_env(os.environ))
 
 
 def _webhook_openapi(max_body_bytes: int) -> dict[str, Any]:

@@ -13,8 +13,12 @@ def webhook_group() -> None:
 
 
 @webhook_group.command("serve")
-@click.option("--host", default=settings.WEBHOOK_DEFAULT_HOST, show_default=True)
-@click.option("--port", default=settings.WEBHOOK_DEFAULT_PORT, show_default=True, type=int)
+@click.option(
+    "--host", default=settings.WEBHOOK_DEFAULT_HOST, show_default=True, help="Address to bind."
+)
+@click.option(
+    "--port", default=settings.WEBHOOK_DEFAULT_PORT, show_default=True, type=int, help="Port."
+)
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1), help="Processes.")
 @click.option(
     "--url",
@@ -23,7 +27,12 @@ def webhook_group() -> None:
     default=None,
     help="Ledger URL (default: STAGING_DATABASE_URL or SQLite under ML_CONNECTOR_HOME).",
 )
-@click.option("--log-level", default="info", show_default=True)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    help="uvicorn log level (debug, info, warning, error).",
+)
 def serve_command(
     host: str, port: int, workers: int, ledger_url: str | None, log_level: str
 ) -> None:

@@ -384,7 +384,7 @@ class ZendeskClient:
     ) -> list[BulkItemResult]:
         """Create any number of organizations: batches of <= 100 as bulk jobs, <= 30 jobs in
         flight, polled together. Result i belongs to organizations[i]; duplicate names
-        come back as failed results with `duplicate_name=True`, not as exceptions."""
+        come back as failed results of kind `duplicate_name`, not as exceptions."""
         return self._run_bulk(
             "POST", f"{API}/organizations/create_many.json", "organizations", organizations
         )

@@ -98,10 +98,6 @@ class WebhookEvent:
     details: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def is_ticket_event(self) -> bool:
-        return self.ticket_id is not None
-
-    @property
     def is_deletion(self) -> bool:
         return self.event_type in DELETION_EVENT_TYPES
 

@@ -15,10 +15,40 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-TERMINAL_STATUSES = frozenset({"completed", "failed", "killed"})
+from connector_pipeline.outcome import FailureKind, WriteOutcome
+
 PENDING_STATUSES = frozenset({"queued", "working"})
 _SUCCESS_STATUSES = frozenset({"created", "updated", "deleted", "unchanged"})
-_DUPLICATE_NAME = re.compile(r"\bname\b.*\b(already been taken|duplicate)", re.IGNORECASE)
+
+# Why an item failed, first matching rule wins: (kind, error code, details pattern). A bulk
+# job names no cause in its code (OrganizationUpdateFailed / ...CreateFailed for anything),
+# only in `details` ("Name:  X has already been taken", reference/zendesk-api.md section 2),
+# so this parser reads it once here and nothing above the client reads error text. The
+# details of a missing id in update_many are UNCONFIRMED live; the sandbox says "Not found",
+# as the RecordNotFound body of a single update does.
+_FAILURE_RULES: tuple[tuple[FailureKind, str | None, re.Pattern[str] | None], ...] = (
+    (FailureKind.NOT_FOUND, "RecordNotFound", None),
+    (FailureKind.UNKNOWN, "JobFailed", None),
+    (FailureKind.UNKNOWN, "MissingResult", None),
+    (
+        FailureKind.DUPLICATE_NAME,
+        None,
+        re.compile(r"\bname\b.*\b(already been taken|duplicate)", re.I),
+    ),
+    (FailureKind.CONFLICT, None, re.compile(r"already been taken|duplicate", re.I)),
+    (FailureKind.NOT_FOUND, None, re.compile(r"^\s*(not found|RecordNotFound)\b", re.I)),
+)
+
+
+def failure_kind(error: str | None, details: str | None) -> FailureKind:
+    """The kind of a failed bulk item (`invalid` when no rule says otherwise)."""
+    for kind, code, pattern in _FAILURE_RULES:
+        if code is not None and error != code:
+            continue
+        if pattern is not None and not pattern.search(details or ""):
+            continue
+        return kind
+    return FailureKind.INVALID
 
 
 @dataclass(frozen=True)
@@ -31,7 +61,16 @@ class BulkItemResult:
     id: int | None
     error: str | None = None
     details: str | None = None
-    duplicate_name: bool = False
+    kind: FailureKind | None = None  # None when ok
+
+    @property
+    def outcome(self) -> WriteOutcome:
+        """The system-neutral outcome of this item."""
+        record_id = None if self.id is None else str(self.id)
+        if self.ok:
+            return WriteOutcome.written(record_id)
+        message = ": ".join(p for p in (self.error, self.details) if p)
+        return WriteOutcome.failed(self.kind or FailureKind.UNKNOWN, message, record_id)
 
 
 def _as_int(value: Any) -> int | None:
@@ -67,8 +106,8 @@ def _to_result(index: int, item: Mapping[str, Any]) -> BulkItemResult:
     ok = _item_ok(item)
     details = _details_text(item.get("details") or item.get("description"))
     error = None if ok else str(item.get("error") or item.get("status") or "Failed")
-    duplicate = not ok and bool(details and _DUPLICATE_NAME.search(details))
-    return BulkItemResult(index, ok, _as_int(item.get("id")), error, details, duplicate)
+    kind = None if ok else failure_kind(error, details)
+    return BulkItemResult(index, ok, _as_int(item.get("id")), error, details, kind)
 
 
 @dataclass(frozen=True)
@@ -123,7 +162,9 @@ class JobStatus:
         if not self.succeeded:
             reason = f"job {self.id} ended {self.status}"
             return [
-                BulkItemResult(i, False, _as_int(inputs[i].get("id")), "JobFailed", reason)
+                BulkItemResult(
+                    i, False, _as_int(inputs[i].get("id")), "JobFailed", reason, FailureKind.UNKNOWN
+                )
                 for i in range(count)
             ]
         placed: dict[int, BulkItemResult] = {}
@@ -151,7 +192,9 @@ class JobStatus:
             placed[index] = _to_result(index, item)
         return [
             placed.get(i)
-            or BulkItemResult(i, False, None, "MissingResult", f"job {self.id} had no result")
+            or BulkItemResult(
+                i, False, None, "MissingResult", f"job {self.id} had no result", FailureKind.UNKNOWN
+            )
             for i in range(count)
         ]
 

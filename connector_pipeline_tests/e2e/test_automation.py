@@ -15,7 +15,6 @@ from connector_pipeline.defs.automation import (
     webhook_events_job,
     webhook_inbox_sensor,
 )
-from connector_pipeline.defs.resources import StagingResource
 from connector_pipeline.defs.tickets import (
     LIVE_CURSOR,
     intacct_ticket_records,
@@ -25,7 +24,6 @@ from connector_pipeline.defs.tickets import (
 )
 from connector_pipeline.defs.vendors import intacct_vendors, zendesk_organizations
 from connector_pipeline.sandbox.scenario import seed_tickets, seed_vendors
-from connector_pipeline.staging import InboxEvent, StagingStore
 from connector_pipeline.webhook.app import create_app as create_receiver
 from connector_pipeline_tests.e2e.harness import TICKET_OBJECT, pipeline
 from connector_pipeline_tests.support import serve_asgi
@@ -91,27 +89,6 @@ def test_schedules_evaluate() -> None:
     assert len(result.run_requests or []) == 1
 
 
-def test_inbox_sensor_requests_one_run_per_new_batch(sqlite_url: str) -> None:
-    staging = StagingResource(database_url=sqlite_url)
-
-    def evaluate(cursor: str | None = None) -> dg.SensorResult | dg.SkipReason:
-        with dg.build_sensor_context(cursor=cursor, resources={"staging": staging}) as context:
-            return webhook_inbox_sensor(context)
-
-    assert isinstance(evaluate(), dg.SkipReason)
-    store = StagingStore.open(sqlite_url)
-    for n in range(3):
-        store.append_inbox(
-            InboxEvent(body=b"{}", headers={}, invocation_id=f"inv-{n}", event_id=f"ev-{n}")
-        )
-    store.dispose()
-    result = evaluate()
-    assert isinstance(result, dg.SensorResult)
-    assert [r.run_key for r in result.run_requests or []] == ["webhook-inbox-1-3"]
-    assert result.cursor == "3"
-    assert isinstance(evaluate("3"), dg.SkipReason)
-
-
 def test_webhook_deliveries_become_intacct_records_through_the_sensor(sqlite_url: str) -> None:
     with pipeline(sqlite_url) as p:
         seed_vendors(p.sandboxes, vendors=30)
@@ -144,13 +121,13 @@ def test_webhook_deliveries_become_intacct_records_through_the_sensor(sqlite_url
             instance=p.instance, resources={"staging": p.resources()["staging"]}
         ) as context:
             result = webhook_inbox_sensor(context)
-        assert isinstance(result, dg.SensorResult) and result.run_requests
+        assert isinstance(result, dg.RunRequest)
         job = dg.Definitions(
             assets=[zendesk_ticket_events, intacct_ticket_records],
             jobs=[webhook_events_job],
             resources=p.resources(),
         ).resolve_job_def("webhook_events")
-        run = job.execute_in_process(instance=p.instance, tags=result.run_requests[0].tags)
+        run = job.execute_in_process(instance=p.instance, tags=result.tags)
         assert run.success
         assert p.store.inbox_stats()["pending"] == 0
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import dagster as dg
+from click.testing import CliRunner
 
+from connector_pipeline import settings
+from connector_pipeline.cli import main
 from connector_pipeline.defs.checks import ALL_CHECKS
 from connector_pipeline.defs.tickets import intacct_ticket_records, zendesk_tickets
 from connector_pipeline.defs.vendors import intacct_vendors, zendesk_organizations
+from connector_pipeline.flows.organizations import QUARANTINE_EXTERNAL_ID
 from connector_pipeline.sandbox.scenario import seed_tickets, seed_vendors
 from connector_pipeline_tests.e2e.harness import Pipeline, pipeline
-from connector_pipeline_tests.e2e.test_full_sync import ticket_range_tags
+from connector_pipeline_tests.e2e.test_full_sync import metadata, ticket_range_tags
 
 ASSETS = [intacct_vendors, zendesk_organizations, zendesk_tickets, intacct_ticket_records]
 
@@ -39,10 +43,28 @@ def test_checks_pass_after_a_sync_and_catch_what_goes_wrong(sqlite_url: str) -> 
         assert checks["zendesk_organizations:no_duplicate_external_ids"].passed
         assert checks["zendesk_organizations:quarantine_size"].passed
         assert checks["intacct_vendors:cursor_freshness"].passed
-        unmatched = checks["intacct_ticket_records:unmatched_tickets"]
-        assert not unmatched.passed  # tickets of the two unlinked organizations
-        assert unmatched.severity == dg.AssetCheckSeverity.WARN
-        assert unmatched.metadata["unmatched"].value > 0
+        quarantined = checks["intacct_ticket_records:quarantine_size"]
+        assert not quarantined.passed  # tickets of the two unlinked organizations
+        assert quarantined.severity == dg.AssetCheckSeverity.WARN
+        unmatched = quarantined.metadata["ticket_unmatched"].value
+        assert unmatched > 0
+        assert quarantined.metadata["open"].value == unmatched
+        # The failing check names the reason, with example keys, in its table.
+        assert "is not linked to an Intacct vendor" in str(quarantined.description)
+        assert "is not linked to an Intacct vendor" in quarantined.metadata["by_reason"].value
+
+        # The CLI tells the same story, from the same ledger found the same way.
+        env = {settings.ENV_STAGING_DATABASE_URL: sqlite_url}
+        listed = CliRunner().invoke(main, ["db", "quarantine"], env=env)
+        assert listed.exit_code == 0, listed.output
+        assert listed.output.splitlines()[-1] == f"{unmatched} open"
+        summary = [line for line in listed.output.splitlines() if line.startswith(" ")]
+        assert sum(int(line.split()[0]) for line in summary) == unmatched
+        assert any("ticket_unmatched\torganization … is not linked" in line for line in summary)
+        status = CliRunner().invoke(main, ["status"], env={**env, "DAGSTER_HOME": ""})
+        assert status.exit_code == 0, status.output
+        assert f"quarantine: {unmatched} open" in status.output
+        assert "intacct_vendors/watermark" in status.output or "cursors" in status.output
 
         # Someone deletes an organization in Zendesk: the check notices.
         gone = next(o for o in p.organizations() if o.get("external_id"))
@@ -57,3 +79,39 @@ def test_checks_pass_after_a_sync_and_catch_what_goes_wrong(sqlite_url: str) -> 
         assert not failed.passed
         assert failed.metadata["missing"].value == 1
         assert gone["external_id"] in failed.metadata["missing_sample"].value
+
+
+def test_external_ids_equal_but_for_case_fail_the_organization_check(sqlite_url: str) -> None:
+    with pipeline(sqlite_url) as p:
+        seed_vendors(p.sandboxes, vendors=5)
+        with p.sandboxes.intacct() as intacct:
+            intacct.post(
+                "/_sandbox/vendors",
+                json={
+                    "vendors": [
+                        {"VENDORID": "vcase-15", "NAME": "Lower Case Ltd"},
+                        {"VENDORID": "VCASE-15", "NAME": "Upper Case Ltd"},
+                    ]
+                },
+            ).raise_for_status()
+        p.materialize([intacct_vendors, zendesk_organizations])
+
+        # The older record has the organization; the other is not silently merged into it.
+        external_ids = [o.get("external_id") for o in p.organizations()]
+        assert "vcase-15" in external_ids and "VCASE-15" not in external_ids
+        check = check_results(p)["zendesk_organizations:every_active_vendor_has_one_organization"]
+        assert not check.passed
+        assert check.metadata["external_id_collisions"].value == 1
+        assert check.metadata["collision_sample"].value == "VCASE-15 / vcase-15"
+        assert "'VCASE-15'" in str(check.description) and "'vcase-15'" in str(check.description)
+
+        # It waits in quarantine, naming both records, until one of them is renamed.
+        [item] = p.store.quarantine_list(QUARANTINE_EXTERNAL_ID)
+        assert "'VCASE-15'" in item.reason and "'vcase-15'" in item.reason
+        gateway = p.sandboxes.intacct_app.state.sandbox.gateway
+        record = gateway.find_by_id("VENDOR", "VCASE-15")
+        gateway.touch("VENDOR", record, {"VENDORID": "VCASE-16"}, scenario=True)
+        result = p.materialize([intacct_vendors, zendesk_organizations])
+        assert metadata(result, "zendesk_organizations")["external_id_collisions"] == 0
+        assert p.store.quarantine_list(QUARANTINE_EXTERNAL_ID) == []
+        assert "VCASE-16" in [o.get("external_id") for o in p.organizations()]

@@ -10,11 +10,15 @@ from collections import Counter
 import pytest
 
 from connector_pipeline import settings
+from connector_pipeline.flows.ticket_records import ExactlyOnceWriter
 from connector_pipeline.intacct import (
+    IntacctClient,
     IntacctRateLimited,
     IntacctTransientError,
     IntacctWriteOutcomeUnknown,
 )
+from connector_pipeline.outcome import WriteOutcome
+from connector_pipeline.sync.tickets import PlannedRecord, TicketRecordMapping
 from connector_pipeline_tests.intacct.conftest import RunningSandbox, SandboxFactory
 
 TICKETS = settings.INTACCT_TICKET_OBJECT
@@ -38,6 +42,26 @@ def _tickets(count: int, vendor: int) -> list[dict[str, object]]:
         {"name": f"ZD-{n}", "ticket_id": n, "subject": f"Subject {n}", "RVENDOR": vendor}
         for n in range(1, count + 1)
     ]
+
+
+def _create_once(
+    client: IntacctClient, records: list[dict[str, object]]
+) -> dict[int, WriteOutcome]:
+    """The production exactly-once path (the ticket-record flow's writer) on these
+    records: look up, create the rest, look up again what a lost answer left unknown."""
+    writer = ExactlyOnceWriter(client, TicketRecordMapping())
+    writes = [
+        PlannedRecord(int(str(r["ticket_id"])), r, "hash", "V1", None, "staged") for r in records
+    ]
+    creates, updates = writer.split(writes, writer.existing([w.ticket_id for w in writes]))
+    assert updates == []
+    outcomes: dict[int, WriteOutcome] = {}
+
+    def keep(chunk: list[tuple[PlannedRecord, WriteOutcome]]) -> None:
+        outcomes.update({w.ticket_id: o for w, o in chunk})
+
+    writer.write(creates, [], keep, keep)
+    return outcomes
 
 
 def _open(client: object) -> None:
@@ -68,12 +92,12 @@ def test_write_of_1000_records_under_10_percent_faults_has_no_duplicates(
     vendor = sandbox.get("records/VENDOR")[0]["RECORDNO"]
     records = _tickets(1_000, vendor)
     with sandbox.client(max_attempts=8) as client:
-        results = client.create_missing(TICKETS, records, "ticket_id")
-    assert all(r.ok and r.key for r in results)
+        results = _create_once(client, records)
+    assert len(results) == 1_000 and all(r.ok and r.id for r in results.values())
     stored = sandbox.get(f"records/{TICKETS}")
     counts = Counter(t["ticket_id"] for t in stored)
     assert len(stored) == 1_000 and set(counts.values()) == {1}
-    assert {r.key for r in results} == {str(t["id"]) for t in stored}
+    assert {r.id for r in results.values()} == {str(t["id"]) for t in stored}
     # ~15 requests at 10 %: the fixed seed makes at least one of them fail.
     assert sum(sandbox.get("stats")["faults_injected"].values()) >= 1
 
@@ -84,17 +108,18 @@ def test_lost_write_answer_is_resolved_by_lookup_not_resend(gateway: RunningSand
         _open(client)
         # query_in finds nothing; the first create is done but its answer is cut short.
         gateway.post("faults", {"script": ["ok", "malformed_xml"]})
-        results = client.create_missing(TICKETS, _tickets(150, vendor), "ticket_id")
-        assert all(r.ok for r in results)
+        results = _create_once(client, _tickets(150, vendor))
+        assert len(results) == 150 and all(r.ok for r in results.values())
         assert client.calls_by_function()["create"] == 2  # the lost chunk is not resent
     stats = gateway.get("stats")
     assert stats["writes"][TICKETS] == 150
     assert len(gateway.get(f"records/{TICKETS}")) == 150
-    # Running it again creates nothing: it is idempotent.
+    # Running it again creates nothing: every record is found by its ticket id.
     with gateway.client() as client:
-        again = client.create_missing(TICKETS, _tickets(150, vendor), "ticket_id")
+        writer = ExactlyOnceWriter(client, TicketRecordMapping())
+        again = writer.existing(list(range(1, 151)))
         assert "create" not in client.calls_by_function()
-    assert [r.key for r in again] == [r.key for r in results]
+    assert again == {t: o.id for t, o in results.items()}
 
 
 @pytest.mark.parametrize(

@@ -273,4 +273,5 @@ def test_lookup_describes_the_ticket_relationship(gateway: RunningSandbox) -> No
     assert set(settings.INTACCT_TICKET_FIELDS) <= fields
     relationship = definition["Relationships"]["Relationship"]
     assert relationship["RELATEDBY"] == "RVENDOR"
-    assert relationship["OBJECTNAME"] == "vendor"
+    # Upper case, as in the recorded APBILL lookup (lookup_apbill_data_element_live.xml).
+    assert relationship["OBJECTNAME"] == "VENDOR"

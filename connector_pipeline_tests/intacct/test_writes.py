@@ -6,6 +6,7 @@ import pytest
 
 from connector_pipeline import settings
 from connector_pipeline.intacct import IntacctResultError, sanitize_xml_text
+from connector_pipeline.outcome import FailureKind, WriteOutcome
 from connector_pipeline_tests.intacct.conftest import RunningSandbox
 
 TICKETS = settings.INTACCT_TICKET_OBJECT
@@ -55,6 +56,8 @@ def test_partial_failure_is_mapped_to_the_right_records(gateway: RunningSandbox)
     assert results[1].key is None
     assert results[1].errors[0].errorno == "BL01001973"
     assert "RVENDOR" in results[1].errors[0].description2
+    assert results[1].outcome.kind is FailureKind.INVALID
+    assert results[0].outcome == WriteOutcome.written(results[0].key)
     stored = gateway.get(f"records/{TICKETS}")
     assert sorted(t["ticket_id"] for t in stored) == [1, 3]
     assert {r.key for r in results if r.ok} == {str(t["id"]) for t in stored}
@@ -68,6 +71,8 @@ def test_duplicate_vendor_id_fails_with_the_real_error_shape(gateway: RunningSan
     assert [r.ok for r in results] == [False, True]
     assert [e.errorno for e in results[0].errors] == ["BL34000061", "BL01001973"]
     assert results[0].errors[0].correction == "Use a unique value instead."
+    assert results[0].outcome.kind is FailureKind.CONFLICT
+    assert "BL34000061" in results[0].outcome.message
     assert results[1].record is not None and results[1].record["VENDORID"] == "NEW1"
 
 
@@ -85,6 +90,7 @@ def test_update_and_read_back_and_delete(gateway: RunningSandbox) -> None:
         assert row["WHENMODIFIED"] >= row["WHENCREATED"]
         (missing,) = client.update(TICKETS, [{"id": "123456789", "status": "x"}])
         assert not missing.ok and "Cannot find" in missing.errors[0].description2
+        assert missing.outcome.kind is FailureKind.NOT_FOUND
         client.delete(TICKETS, [created.key])
         assert client.read(TICKETS, [created.key]) == []
         with pytest.raises(IntacctResultError, match="to delete"):

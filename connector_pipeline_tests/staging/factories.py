@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connector_pipeline.staging import TicketRow, VendorRow
+from connector_pipeline.domain import TicketRow, VendorRow
 
 BASE_TIME = datetime(2026, 11, 1, 8, 30, tzinfo=UTC)
 

@@ -29,6 +29,7 @@ LEDGER_TABLES = {
     "webhook_inbox",
     "sync_cursors",
     "quarantine",
+    "intacct_hints",
 }
 CONCURRENT_OPENERS = 8
 

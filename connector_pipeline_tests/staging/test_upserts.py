@@ -11,7 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import StatementError
 
 from connector_pipeline import settings
-from connector_pipeline.staging import VENDOR_DELETED, StagingStore, UpsertCounts
+from connector_pipeline.domain import DELETED
+from connector_pipeline.staging import StagingStore, UpsertCounts
 from connector_pipeline.staging.schema import intacct_vendors
 from connector_pipeline_tests.staging.factories import content_hash, ticket_row, vendor_row
 
@@ -128,7 +129,7 @@ def test_vendors_gone_from_intacct_are_marked_and_restored_if_read_again(
     assert store.mark_vendors_deleted("VENDOR", [2, 4]) == 2
     assert store.mark_vendors_deleted("CUSTOMER", [1]) == 0  # other source object
     statuses = store.vendor_statuses("VENDOR")
-    assert statuses == {1: "active", 2: VENDOR_DELETED, 3: "active", 4: VENDOR_DELETED, 5: "active"}
+    assert statuses == {1: "active", 2: DELETED, 3: "active", 4: DELETED, 5: "active"}
     # Read again with the very same content, a record is staged again, not skipped.
     assert store.upsert_vendors([rows[1]]) == UpsertCounts(new=0, changed=1, unchanged=0)
     assert store.vendor_statuses("VENDOR")[2] == "active"

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from connector_pipeline import settings
-from connector_pipeline.staging import VENDOR_DELETED
+from connector_pipeline.domain import DELETED
 from connector_pipeline.sync.mapping import ConnectorMapping
 from connector_pipeline.sync.vendors import (
     InvalidSourceRecord,
@@ -115,7 +115,7 @@ def test_inactive_vendor_gets_the_inactive_tag(mapping):
 def test_deleted_vendor_gets_the_deleted_tag_instead(mapping):
     row = staged()
     live = map_vendor(row, mapping)
-    gone = map_vendor({**row, "status": VENDOR_DELETED}, mapping)
+    gone = map_vendor({**row, "status": DELETED}, mapping)
     assert gone.deleted and not gone.active
     assert "intacct-deleted" in gone.payload["tags"]
     assert "intacct-inactive" not in gone.payload["tags"]
@@ -123,9 +123,9 @@ def test_deleted_vendor_gets_the_deleted_tag_instead(mapping):
 
 
 def test_a_reused_vendor_id_maps_to_the_record_still_in_intacct(mapping):
-    old = {**staged(RECORDNO="5", NAME="Old Name"), "status": VENDOR_DELETED}
+    old = {**staged(RECORDNO="5", NAME="Old Name"), "status": DELETED}
     new = staged(RECORDNO="9", NAME="New Name")
-    newest_deleted = {**staged(RECORDNO="12", NAME="Gone Again"), "status": VENDOR_DELETED}
+    newest_deleted = {**staged(RECORDNO="12", NAME="Gone Again"), "status": DELETED}
     for rows in ([old, new, newest_deleted], [newest_deleted, new, old]):
         [org] = desired_organizations(rows, mapping)
         assert (org.record_no, org.payload["name"], org.deleted) == (9, "New Name", False)
@@ -134,7 +134,7 @@ def test_a_reused_vendor_id_maps_to_the_record_still_in_intacct(mapping):
 
 
 def test_vanished_records_and_the_mass_deletion_guard():
-    statuses = {1: "active", 2: "inactive", 3: VENDOR_DELETED, 4: "active"}
+    statuses = {1: "active", 2: "inactive", 3: DELETED, 4: "active"}
     assert vanished(statuses, present=[1, 99]) == [2, 4]  # 3 is already marked
     assert mass_deletion(missing=10, staged=12) is None  # a few are always allowed
     assert mass_deletion(missing=200, staged=1000) is None  # 20 %
@@ -224,7 +224,8 @@ def test_name_collisions_are_disambiguated_deterministically(mapping):
     a = map_vendor(staged(RECORDNO="5", VENDORID="V5", NAME="Same Co"), mapping)
     b = map_vendor(staged(RECORDNO="9", VENDORID="V9", NAME=" same  co "), mapping)
     c = map_vendor(staged(RECORDNO="7", VENDORID="V7", NAME="Other"), mapping)
-    assert disambiguate_names([b, c, a]) == {"V9": "same co (V9)"}
+    # Names clash as Zendesk compares them, but each keeps its own text exactly.
+    assert disambiguate_names([b, c, a]) == {"V9": " same  co  (V9)"}
 
 
 def test_plan_skips_unchanged_updates_linked_and_looks_up_the_rest(mapping):
@@ -244,3 +245,32 @@ def test_plan_skips_unchanged_updates_linked_and_looks_up_the_rest(mapping):
     assert plan.unchanged == 1
     assert [p["external_id"] for p in plan.create] == ["V3"]
     assert sorted((p["external_id"], p["id"]) for p in plan.update) == [("V2", 102), ("V4", 104)]
+
+
+def test_external_ids_equal_but_for_case_are_a_collision_naming_both(mapping):
+    from connector_pipeline.sync.vendors import external_id_collisions
+
+    vendors = [
+        staged(RECORDNO="15", VENDORID="vcase-15", NAME="Lower Case Ltd"),
+        staged(RECORDNO="16", VENDORID="VCASE-15", NAME="Upper Case Ltd"),
+        staged(RECORDNO="20", VENDORID="V20", NAME="Plain"),
+    ]
+    desired = {o.external_id for o in desired_organizations(vendors, mapping)}
+    assert desired == {"vcase-15", "V20"}  # the older record keeps the organization
+    [collision] = external_id_collisions(vendors, mapping)
+    assert collision.external_id == "VCASE-15"
+    assert "'VCASE-15' (RECORDNO 16)" in collision.reason
+    assert "'vcase-15' (RECORDNO 15)" in collision.reason
+
+
+def test_a_vendorid_deleted_and_used_again_is_no_collision(mapping):
+    from connector_pipeline.domain import DELETED as VENDOR_DELETED
+    from connector_pipeline.sync.vendors import external_id_collisions
+
+    old = {**staged(RECORDNO="3", VENDORID="v-3", NAME="Old"), "status": VENDOR_DELETED}
+    reused = staged(RECORDNO="9", VENDORID="V-3", NAME="New")
+    again = staged(RECORDNO="12", VENDORID="v-3", NAME="Newest")
+    assert external_id_collisions([old, reused], mapping) == []
+    assert [o.record_no for o in desired_organizations([old, reused], mapping)] == [9]
+    # The same VENDORID twice (one deleted) still picks the record in Intacct.
+    assert [o.record_no for o in desired_organizations([old, again], mapping)] == [12]

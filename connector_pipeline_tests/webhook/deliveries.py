@@ -116,3 +116,36 @@ def signed_headers(
 
 def stale_timestamp(seconds: float = 3600) -> str:
     return zendesk_timestamp(datetime.now(UTC) - timedelta(seconds=seconds))
+
+
+# ---------------------------------------------------------------- Intacct outbound webhooks
+INTACCT_CLIENT_ID = "ml-connector-test.app.sage.com"
+INTACCT_CLIENT_SECRET = "intacct-app-client-secret-of-the-test-app"
+
+
+def intacct_trigger_headers(
+    *,
+    key: str | None = "idem-1",
+    secret: str = INTACCT_CLIENT_SECRET,
+    client_id: str = INTACCT_CLIENT_ID,
+    issued_at: float | None = None,
+    algorithm: str = "HS256",
+) -> dict[str, str]:
+    """The headers of an Intacct Platform Trigger delivery as Sage documents them: a bearer
+    JWT, the base64 trusted context carrying the client id, and the idempotency key."""
+    import base64
+    import time
+
+    import jwt
+
+    now = time.time() if issued_at is None else issued_at
+    token = jwt.encode(
+        {"iat": int(now), "exp": int(now) + 300, "iss": "intacct"}, secret, algorithm=algorithm
+    )
+    context = base64.b64encode(
+        json.dumps({"clientId": client_id, "companyId": "sandbox"}).encode()
+    ).decode()
+    headers = {"Authorization": f"Bearer {token}", "X-Trusted-Context": context}
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    return headers

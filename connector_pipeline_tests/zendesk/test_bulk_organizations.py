@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from connector_pipeline.outcome import FailureKind
 from connector_pipeline.zendesk import BulkItemResult, JobStatus, ZendeskClient
 from connector_pipeline_tests.zendesk.conftest import RunningSandbox, running_sandbox
 
@@ -98,13 +99,18 @@ def test_duplicate_name_inside_a_completed_job_is_reported_per_record(
     results = client.create_many_organizations(batch)
     assert [r.ok for r in results] == [True, False, True]
     failed = results[1]
-    assert failed.index == 1 and failed.duplicate_name and failed.id is None
+    assert failed.index == 1 and failed.kind is FailureKind.DUPLICATE_NAME and failed.id is None
     assert "has already been taken" in (failed.details or "")
     # Renaming onto a taken name in update_many: the completed job carries the failure.
     renames = [{"id": first[1].id, "name": "Initech"}, {"id": first[0].id, "notes": "kept"}]
     updated = client.update_many_organizations(renames)
     assert updated[0] == BulkItemResult(
-        0, False, first[1].id, "OrganizationUpdateFailed", updated[0].details, True
+        0,
+        False,
+        first[1].id,
+        "OrganizationUpdateFailed",
+        updated[0].details,
+        FailureKind.DUPLICATE_NAME,
     )
     assert updated[1].ok and updated[1].id == first[0].id
     names = sorted(o["name"] for o in zendesk.sandbox.state.organization_list())
@@ -141,10 +147,10 @@ def test_held_back_duplicate_name_job_shape_maps_back_by_index() -> None:
     job = JobStatus.from_api(data)
     assert [f.index for f in job.failures] == [1, 2]
     outcome = job.outcome_for([{"id": 11}, {"id": 12}, {"id": 13}])
-    assert [(r.index, r.ok, r.id, r.duplicate_name) for r in outcome] == [
-        (0, True, 11, False),
-        (1, False, 12, True),
-        (2, False, 13, True),
+    assert [(r.index, r.ok, r.id, r.kind) for r in outcome] == [
+        (0, True, 11, None),
+        (1, False, 12, FailureKind.DUPLICATE_NAME),
+        (2, False, 13, FailureKind.DUPLICATE_NAME),
     ]
     # Out-of-order unindexed success items are matched by id, not by position.
     shuffled = JobStatus.from_api(
@@ -212,7 +218,7 @@ def test_immediate_rerun_while_jobs_still_run_creates_no_duplicate() -> None:
         results = _sync(rerun, orgs)  # the lookup runs before the lost jobs complete
         assert len(results) == 120 and not any(r.ok for r in results)
         assert all("External ID" in (r.details or "") for r in results)
-        assert not any(r.duplicate_name for r in results)
+        assert {r.kind for r in results} == {FailureKind.CONFLICT}  # the external id, not the name
         assert len(sandbox.sandbox.state.organization_list()) == 120
         assert _sync(rerun, orgs) == []
         rerun.close()

@@ -1,0 +1,45 @@
+"""The rows and rules every layer shares, with no dependencies: `sync/` computes them,
+`staging/` stores them, `flows/` moves them. Nothing here does I/O."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, TypedDict
+
+# The one spelling of "gone": a staged vendor a complete read of Intacct no longer returned,
+# and a ticket Zendesk reports as deleted.
+DELETED = "deleted"
+
+
+class VendorRow(TypedDict):
+    """An Intacct vendor (or customer) as the ledger stages it."""
+
+    source_object: str
+    record_no: int
+    vendor_id: str
+    name: str
+    status: str
+    when_modified: datetime | None
+    raw: dict[str, Any]
+    content_hash: str
+
+
+class TicketRow(TypedDict):
+    """A Zendesk ticket as the ledger stages it; `version` orders updates."""
+
+    ticket_id: int
+    organization_id: int | None
+    status: str
+    updated_at: datetime | None
+    generated_timestamp: int | None
+    version: int
+    raw: dict[str, Any]
+    content_hash: str
+    source: str
+
+
+def vendor_rank(status: str, record_no: int) -> tuple[bool, int]:
+    """Which of several staged records with one VENDORID (deleted in Intacct, then used
+    again) stands for it: the highest rank, i.e. a record still in Intacct, then the
+    newest."""
+    return status != DELETED, record_no
