@@ -85,7 +85,7 @@ class ChaosConfig:
     intacct_latency_ms: float = 40.0
     zendesk_latency_ms: float = 20.0
     kills: int = 20
-    min_s: float = 150.0  # the chaos phase lasts at least this long ...
+    min_s: float = 240.0  # the chaos phase lasts at least this long ...
     max_s: float = 420.0  # ... and at most this long, kills done or not
     session_invalidate_s: float = 30.0
     traffic_interval_s: float = 0.5
