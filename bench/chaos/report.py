@@ -51,6 +51,8 @@ def render_tally(r: dict[str, Any]) -> str:
             f"damage proof: {'exact' if damage['exact'] else 'NOT exact'}; "
             f"expected {damage['expected']}, reported {damage['reported']}"
         )
+    for problem in r.get("problems", []):
+        lines.append(f"  problem: {problem}")
     for finding in r["verdict"]["findings"][:20]:
         lines.append(
             f"  {finding['kind']} {finding['subject']} {finding['key']}: {finding['detail']}"

@@ -116,10 +116,13 @@ class ChaosResult:
     verdict: dict[str, Any]
     failed_run_tails: list[str] = field(default_factory=list)
     damage_check: dict[str, Any] | None = None
+    # What kept the session from doing all it promised (a lane that broke, fewer kills
+    # than asked, a quiet-pass run that failed): the session fails with these too.
+    problems: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return not self.verdict["findings"]
+        return not self.verdict["findings"] and not self.problems
 
 
 def _sandbox_configs(config: ChaosConfig, webhook_url: str) -> tuple[Any, Any]:
@@ -475,8 +478,12 @@ class Session:
             for o in self.runs.outcomes
             if o.status == "failed"
         ][:5]
-        if self.lane_errors:
-            failed_tails = self.lane_errors + failed_tails
+        problems = [f"lane broke: {e}" for e in self.lane_errors]
+        if self.kills < cfg.kills:
+            problems.append(f"only {self.kills} of {cfg.kills} kills landed inside writes")
+        problems += [
+            f"quiet pass: {q['job']} {q['status']}" for q in quiet if q["status"] != "success"
+        ]
         return ChaosResult(
             ledger=self.ledger_name,
             config=asdict(cfg),
@@ -510,6 +517,7 @@ class Session:
             write_amplification=self._amplification(stats, verdict, loops[0].counts),
             verdict=verdict.as_dict(),
             failed_run_tails=failed_tails,
+            problems=problems,
         )
 
     def _stats(self) -> dict[str, Any]:

@@ -44,6 +44,7 @@ def test_a_reduced_chaos_session_ends_exactly_in_the_expected_state(
 
     findings = result.verdict["findings"]
     assert findings == [], findings
+    assert result.problems == [], result.problems
     assert result.verdict["counts"] == {"duplicate": 0, "lost": 0, "wrong": 0, "forged": 0}
     assert result.verdict["checked"]["tickets_expecting_a_record"] > REDUCED.tickets // 2
     assert result.kills == REDUCED.kills, "the run was not killed inside writes as often as asked"
