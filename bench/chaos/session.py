@@ -86,7 +86,7 @@ class ChaosConfig:
     zendesk_latency_ms: float = 20.0
     kills: int = 20
     min_s: float = 240.0  # the chaos phase lasts at least this long ...
-    max_s: float = 420.0  # ... and at most this long, kills done or not
+    max_s: float = 600.0  # ... and at most this long, kills done or not
     session_invalidate_s: float = 30.0
     traffic_interval_s: float = 0.5
     webhook_abuse_interval_s: float = 2.0
@@ -306,7 +306,7 @@ class Session:
             # kills so far goes first; the other only once it has waited a while, so a
             # session whose writes all go one way still gets its kills.
             wanted = min(by_system, key=lambda system: by_system[system])
-            overdue = time.monotonic() > not_before + 2 * spacing
+            overdue = time.monotonic() > not_before + spacing
             targets = [wanted] if wanted in moved else (moved if overdue else [])
             candidates = [
                 (system, run) for system in targets for run in self.runs.live(WRITE_JOBS[system])
@@ -319,7 +319,7 @@ class Session:
                 self.kills += 1
                 by_system[system] += 1
                 self.kills_by_job[victim.job] = self.kills_by_job.get(victim.job, 0) + 1
-                not_before = time.monotonic() + spacing * self.rng.uniform(0.5, 1.5)
+                not_before = time.monotonic() + spacing * self.rng.uniform(0.3, 1.0)
 
     def _write_counters(self) -> dict[str, int]:
         intacct = self._get(self.sandboxes.intacct_url, "/_sandbox/stats")["writes"]

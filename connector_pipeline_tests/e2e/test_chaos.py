@@ -25,11 +25,11 @@ RECEIVED = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 # Small and short, so the whole session stays under a minute on a shared machine; the
 # full-size session is `make chaos`.
 REDUCED = ChaosConfig(
-    vendors=40,
-    tickets=150,
+    vendors=30,
+    tickets=100,
     days=5,
     kills=2,
-    min_s=20.0,
+    min_s=12.0,
     max_s=90.0,
     session_invalidate_s=8.0,
     run_timeout_s=120.0,
