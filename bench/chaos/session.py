@@ -10,9 +10,9 @@ child process stopped (terminate, bounded wait, kill of its process group) on th
 
 from __future__ import annotations
 
-import logging
 import os
 import random
+import socket
 import subprocess
 import sys
 import threading
@@ -42,12 +42,10 @@ from connector_pipeline.sandbox.zendesk import ZendeskSandboxConfig
 from connector_pipeline.servers import stop_process
 from connector_pipeline.staging import StagingStore
 
-log = logging.getLogger(__name__)
-
 TICKET_OBJECT = settings.INTACCT_TICKET_OBJECT
 WEBHOOK_SECRET = "chaos-webhook-signing-secret"
 # Every fault the Zendesk sandbox can produce (sandbox/faults.py transport faults and the
-# protocol faults of sandbox/zendesk.py `_protocol_fault`). "forbidden" and "unauthorized"
+# protocol faults of sandbox/zendesk_gate.py). "forbidden" and "unauthorized"
 # are authentication failures, which the connector never retries (DESIGN.md decision 12):
 # under chaos they fail a run, and the lane runs again.
 ZENDESK_FAULTS = (
@@ -194,8 +192,6 @@ def webhook_receiver(env: dict[str, str], port: int, logs: Path) -> Iterator[str
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -221,14 +217,14 @@ class Session:
         return httpx.post(f"{url}{path}", json=body, timeout=60).raise_for_status().json()
 
     def _fault_script(self, kinds: tuple[str, ...]) -> list[str]:
-        """Every kind once, in random order, each after as many good requests as the fault
-        rate implies: a session of a few hundred requests meets every kind the sandbox
+        """Every kind once, in random order, each followed by as many good requests as the
+        fault rate implies: a session of a few hundred requests meets every kind the sandbox
         supports, not only the ones chance picks. Random faults at the rate follow."""
         if self.config.fault_rate <= 0:
             return []
         gap = max(0, round(1 / self.config.fault_rate) - 1)
         order = self.rng.sample(list(kinds), len(kinds))
-        return [step for kind in order for step in (*["ok"] * gap, kind)]
+        return [step for kind in order for step in (kind, *["ok"] * gap)]
 
     # ---- lanes
 
