@@ -27,6 +27,32 @@ def main(verbose: bool) -> None:
     )
 
 
+@main.command("check")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+@click.option(
+    "--receiver-url",
+    default=None,
+    help="Public URL of the webhook receiver (…/webhooks/zendesk): check a Zendesk webhook "
+    "points at it.",
+)
+def check(as_json: bool, receiver_url: str | None) -> None:
+    """Check the configuration against the real systems, reading only: one row per check
+    (pass / fail / warn / skip) with the fix for each failure. Exit status 1 on any
+    failure. Secrets are never printed."""
+    from connector_pipeline.check import run_checks
+    from connector_pipeline.check.report import as_json as render_json
+    from connector_pipeline.check.report import as_table, failed_any
+
+    parent = click.get_current_context().parent
+    if not (parent and parent.params.get("verbose")):
+        # The clients log every call at INFO; the rows already say what happened.
+        logging.getLogger().setLevel(logging.WARNING)
+    rows = run_checks(receiver_url=receiver_url)
+    click.echo(render_json(rows) if as_json else as_table(rows))
+    if failed_any(rows):
+        raise SystemExit(1)
+
+
 @main.group()
 def db() -> None:
     """The staging ledger."""
@@ -89,8 +115,8 @@ def db_upgrade(url: str | None) -> None:
 @click.option(
     "--kind",
     default=None,
-    help="Only this kind: intacct_record, organization, zendesk_ticket, webhook_event, "
-    "ticket_record or ticket_unmatched.",
+    help="Only this kind: intacct_record, organization, external_id_collision, "
+    "zendesk_ticket, webhook_event, ticket_record or ticket_unmatched.",
 )
 @click.option("--url", default=None, help=URL_HELP)
 def db_quarantine(kind: str | None, url: str | None) -> None:
@@ -179,6 +205,10 @@ main.add_command(demo_command)
 from connector_pipeline.zendesk.oauth_cli import zendesk_group  # noqa: E402
 
 main.add_command(zendesk_group)
+
+from connector_pipeline.setup_cli import setup_group  # noqa: E402
+
+main.add_command(setup_group)
 
 if __name__ == "__main__":
     main()

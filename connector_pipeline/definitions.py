@@ -1,12 +1,22 @@
-"""The code location: every asset, check, schedule, sensor and resource of ml-connector."""
+"""The code location: every asset, check, schedule, sensor and resource of ml-connector.
+
+Loading it is when the deployment's settings are bound: secrets and endpoints as
+`dg.EnvVar`s resolved at launch (`resources_from_env`), and what Dagster needs before any
+run, such as the first day of the ticket partitions, read here; the modules of `defs/`
+read no environment when imported."""
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
+from connector_pipeline import settings
 from connector_pipeline.defs.automation import (
     full_reconciliation_job,
     full_reconciliation_schedule,
+    standing_sync_job,
+    standing_sync_schedule,
     ticket_poll_job,
     ticket_poll_schedule,
     vendor_sync_job,
@@ -15,12 +25,14 @@ from connector_pipeline.defs.automation import (
     webhook_inbox_sensor,
 )
 from connector_pipeline.defs.checks import ALL_CHECKS
+from connector_pipeline.defs.credentials import CREDENTIAL_SENSORS
 from connector_pipeline.defs.intacct_hints import intacct_hint_sensor
 from connector_pipeline.defs.resources import resources_from_env
+from connector_pipeline.defs.standing import intacct_standing, zendesk_standing
 from connector_pipeline.defs.tickets import (
     intacct_ticket_records,
+    with_tickets_start,
     zendesk_ticket_events,
-    zendesk_tickets,
 )
 from connector_pipeline.defs.vendors import intacct_vendors, zendesk_organizations
 
@@ -28,14 +40,27 @@ defs = dg.Definitions(
     assets=[
         intacct_vendors,
         zendesk_organizations,
-        zendesk_tickets,
+        with_tickets_start(os.environ.get(settings.ENV_TICKETS_START_DATE)),
         zendesk_ticket_events,
         intacct_ticket_records,
+        intacct_standing,
+        zendesk_standing,
     ],
     asset_checks=ALL_CHECKS,
-    jobs=[vendor_sync_job, ticket_poll_job, webhook_events_job, full_reconciliation_job],
-    schedules=[vendor_sync_schedule, ticket_poll_schedule, full_reconciliation_schedule],
-    sensors=[webhook_inbox_sensor, intacct_hint_sensor],
+    jobs=[
+        vendor_sync_job,
+        ticket_poll_job,
+        webhook_events_job,
+        full_reconciliation_job,
+        standing_sync_job,
+    ],
+    schedules=[
+        vendor_sync_schedule,
+        ticket_poll_schedule,
+        full_reconciliation_schedule,
+        standing_sync_schedule,
+    ],
+    sensors=[webhook_inbox_sensor, intacct_hint_sensor, *CREDENTIAL_SENSORS],
     resources=resources_from_env(),
     # The steps of every job here run one after another (each waits on the one before, and
     # the API pools serialize the rest), so a process per step buys nothing and costs a

@@ -81,6 +81,20 @@ def _first_runs(ui_url: str) -> None:
         click.echo(f"demo: could not launch the first runs: {exc}", err=True)
 
 
+def _set_up_standing(intacct_url: str, bin_dir: Path, env: dict[str, str]) -> None:
+    """Bills and payments for every vendor, and the organization fields standing is written
+    to, created as a user would (`ml-connector setup zendesk`)."""
+    httpx.post(
+        f"{intacct_url}/_sandbox/ledger/seed", json={"party": "VENDOR", "per_party": 3}, timeout=60
+    ).raise_for_status()
+    subprocess.run(
+        [str(bin_dir / "ml-connector"), "setup", "zendesk"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
 def _supervise(children: list[subprocess.Popen[bytes]]) -> None:
     """Wait for Ctrl-C (or SIGTERM); stop early, with an error, if a child dies."""
     stop = threading.Event()
@@ -212,6 +226,7 @@ def demo_command(
                 **dagster_env,
             }
             bin_dir = Path(sys.executable).parent
+            _set_up_standing(sandboxes.intacct_url, bin_dir, env)
             children.append(
                 subprocess.Popen(
                     [

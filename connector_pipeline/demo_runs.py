@@ -126,8 +126,9 @@ def launch_first_runs(
     timeout_s: float,
     echo: Callable[[str], None],
 ) -> None:
-    """A vendor sync, then (so tickets find their vendors' organizations linked) the load
-    of the last `ticket_days` days of tickets into the ledger and Intacct."""
+    """A vendor sync, then (so tickets and standing find their vendors' organizations
+    linked) the standing refresh and the load of the last `ticket_days` days of tickets into
+    the ledger and Intacct."""
     wait_until(ui.location_loaded, timeout_s, "the code location to load")
     tags = {"ml-connector/trigger": "demo-start"}
     run_id = ui.launch_job("vendor_sync", tags)
@@ -136,6 +137,8 @@ def launch_first_runs(
         lambda: (s := ui.run_status(run_id)) in FINISHED and s, timeout_s, "the vendor sync"
     )
     echo(f"demo: first vendor sync {status}")
+    standing = ui.launch_job("standing_sync", tags)
+    echo(f"demo: launched the first standing refresh (run {standing[:8]})")
     backfill = ui.launch_backfill(
         ["zendesk_tickets", "intacct_ticket_records"],
         ticket_load_partitions(today, ticket_days),

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, TypedDict
 
 # The one spelling of "gone": a staged vendor a complete read of Intacct no longer returned,
@@ -43,3 +43,29 @@ def vendor_rank(status: str, record_no: int) -> tuple[bool, int]:
     again) stands for it: the highest rank, i.e. a record still in Intacct, then the
     newest."""
     return status != DELETED, record_no
+
+
+class OpenItemRow(TypedDict):
+    """An Intacct bill (APBILL) or invoice (ARINVOICE) as the ledger stages it; its state
+    says whether it is still open. `total_due` is decimal text, exact on both ledgers."""
+
+    source_object: str
+    record_no: int
+    party_id: str  # VENDORID / CUSTOMERID
+    state: str
+    when_due: date | None
+    total_due: str
+    currency: str
+    when_modified: datetime | None
+
+
+class PaymentRow(TypedDict):
+    """An Intacct payment (APPYMT / ARPYMT) as the ledger stages it."""
+
+    source_object: str
+    record_no: int
+    party_id: str
+    state: str
+    paid_on: date | None
+    amount: str
+    when_modified: datetime | None

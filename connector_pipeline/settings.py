@@ -20,9 +20,12 @@ ENV_INTACCT_ALLOW_CUSTOM_ENDPOINT = "INTACCT_ALLOW_CUSTOM_ENDPOINT"
 ENV_INTACCT_SOURCE_OBJECTS = "INTACCT_SOURCE_OBJECTS"
 ENV_ZENDESK_SUBDOMAIN = "ZENDESK_SUBDOMAIN"
 ENV_ZENDESK_BASE_URL = "ZENDESK_BASE_URL"
+# Lets ZENDESK_BASE_URL be plain http (the sandbox tooling sets it).
+ENV_ZENDESK_ALLOW_CUSTOM_BASE_URL = "ZENDESK_ALLOW_CUSTOM_BASE_URL"
 ENV_ZENDESK_EMAIL = "ZENDESK_EMAIL"
 ENV_ZENDESK_API_TOKEN = "ZENDESK_API_TOKEN"
 ENV_ZENDESK_OAUTH_TOKEN = "ZENDESK_OAUTH_TOKEN"
+ENV_ZENDESK_OAUTH_REFRESH_TOKEN = "ZENDESK_OAUTH_REFRESH_TOKEN"
 ENV_ZENDESK_WEBHOOK_SECRETS = "ZENDESK_WEBHOOK_SECRETS"
 ENV_STAGING_DATABASE_URL = "STAGING_DATABASE_URL"
 ENV_ML_CONNECTOR_HOME = "ML_CONNECTOR_HOME"
@@ -68,6 +71,13 @@ def staging_database_source() -> tuple[str, str]:
     return f"sqlite:///{path}", f"the default under {ENV_ML_CONNECTOR_HOME}"
 
 
+# --- both API clients (connector_pipeline/guarded_http.py) ---
+# Retry-After below this (negative, zero, a past date) still waits this long: no
+# back-to-back retries. Above the maximum (`inf`, 999999, a far-future date) nothing waits:
+# the call fails with a typed error instead of parking a Dagster step for days.
+RETRY_AFTER_MIN_S = 1.0
+RETRY_AFTER_MAX_S = 15 * 60.0
+
 # --- Intacct client and sandbox (owned by the Intacct layer) ---
 # Protocol limits documented by Sage (reference/intacct-api.md, section 6).
 INTACCT_QUERY_MAX_PAGESIZE = 2_000
@@ -85,6 +95,8 @@ INTACCT_SESSION_RENEW_MARGIN_S = 300.0
 INTACCT_SESSION_MAX_AGE_S = 50 * 60.0
 # Transport and retry budget (the SDKs use 30-300 s timeouts; we stay well under Dagster's).
 INTACCT_TIMEOUT_S = 120.0
+# Overall limit for one HTTP request, however the server paces its bytes.
+INTACCT_REQUEST_DEADLINE_S = 180.0
 INTACCT_RETRY_BUDGET_S = 120.0
 INTACCT_MAX_ATTEMPTS = 6
 INTACCT_BACKOFF_BASE_S = 0.5
@@ -115,6 +127,9 @@ INTACCT_TICKET_FIELDS = (
     "organization_id",
     "zendesk_created_at",
     "zendesk_updated_at",
+    "ticket_url",
+    "assignee_group_id",
+    "satisfaction_rating",
     "RVENDOR",
 )
 # Sandbox gateway defaults.
@@ -127,6 +142,11 @@ INTACCT_SANDBOX_RESULT_ID_TTL_S = 600.0
 # --- Zendesk client and sandbox (owned by the Zendesk layer) ---
 ZENDESK_API_PREFIX = "/api/v2"
 ZENDESK_TIMEOUT_S = 30.0
+# Overall limit for one HTTP request, however the server paces its bytes.
+ZENDESK_REQUEST_DEADLINE_S = 90.0
+# Bodies larger than this (after decompression) are refused; a 1,000-ticket export page
+# is a few MiB.
+ZENDESK_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 ZENDESK_RETRY_BUDGET_S = 120.0  # longer waits surface as ZendeskRateLimited for Dagster
 ZENDESK_DEFAULT_RETRY_AFTER_S = 60.0  # a 429 without Retry-After: wait out a full window
 ZENDESK_BACKOFF_INITIAL_S = 0.5
@@ -216,6 +236,10 @@ ENV_INBOX_SENSOR_INTERVAL_S = "ML_CONNECTOR_INBOX_SENSOR_INTERVAL_S"
 DEFAULT_SOURCE_OBJECTS = "VENDOR"
 DEFAULT_TICKETS_START_DATE = "2026-01-01"
 DEFAULT_VENDOR_SYNC_CRON = "*/15 * * * *"
+ENV_STANDING_SYNC_CRON = "ML_CONNECTOR_STANDING_SYNC_CRON"
+# Standing refresh: bills and payments changed since the last run, and every party's
+# overdue recomputed for today (no Intacct call for what did not change).
+DEFAULT_STANDING_SYNC_CRON = "*/15 * * * *"
 DEFAULT_TICKET_POLL_CRON = "*/15 * * * *"
 DEFAULT_RECONCILE_CRON = "30 2 * * *"
 # Webhook runs coalesce: each drains everything pending, and the sensor looks at most once

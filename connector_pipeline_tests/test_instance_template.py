@@ -15,9 +15,13 @@ def test_dagster_yaml_template_loads_with_queue_pools_and_monitoring(tmp_path: P
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         concurrency = instance.get_concurrency_config()
         assert concurrency.pool_config.default_pool_limit == 1  # intacct_api stays at 1
+        assert concurrency.run_queue_config is not None
         assert concurrency.run_queue_config.max_concurrent_runs == 4
         assert instance.run_monitoring_enabled
         assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] > 0
+        # Run retries cover crashes only: a refused password must not be tried again.
+        assert instance.run_retries_enabled
+        assert not instance.run_retries_retry_on_asset_or_op_failure
         # Run monitoring can see a killed run worker (e2e/test_production.py kills one).
         assert instance.run_launcher.supports_check_run_worker_health
     finally:

@@ -6,7 +6,9 @@ import dagster as dg
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from connector_pipeline import settings
+from connector_pipeline.defs.credentials import paused_by_credentials
 from connector_pipeline.defs.resources import StagingResource
+from connector_pipeline.defs.standing import intacct_standing, zendesk_standing
 from connector_pipeline.defs.tickets import (
     intacct_ticket_records,
     zendesk_ticket_events,
@@ -55,6 +57,12 @@ vendor_sync_job = dg.define_asset_job(
     selection=[intacct_vendors, zendesk_organizations],
     description="Intacct vendors changed since the watermark, then their Zendesk organizations.",
 )
+standing_sync_job = dg.define_asset_job(
+    "standing_sync",
+    selection=[intacct_standing, zendesk_standing],
+    description="Intacct bills and payments changed since the watermark, then each "
+    "organization's financial standing where it changed.",
+)
 ticket_poll_job = dg.define_asset_job(
     "ticket_poll",
     selection=[zendesk_tickets, intacct_ticket_records],
@@ -86,7 +94,7 @@ def _schedule_status() -> dg.DefaultScheduleStatus:
     return dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
 
 
-vendor_sync_schedule = dg.ScheduleDefinition(
+@dg.schedule(
     name="vendor_sync_every_15_minutes",
     job=vendor_sync_job,
     cron_schedule=os.environ.get(settings.ENV_VENDOR_SYNC_CRON, settings.DEFAULT_VENDOR_SYNC_CRON),
@@ -94,6 +102,11 @@ vendor_sync_schedule = dg.ScheduleDefinition(
     execution_timezone="UTC",
     tags=trigger_tags("schedule"),
 )
+def vendor_sync_schedule(
+    context: dg.ScheduleEvaluationContext, staging: StagingResource
+) -> dg.RunRequest | dg.SkipReason:
+    """Every 15 minutes, unless refused credentials pause automatic runs."""
+    return paused_by_credentials(staging) or dg.RunRequest(tags=trigger_tags("schedule"))
 
 
 @dg.schedule(
@@ -103,9 +116,14 @@ vendor_sync_schedule = dg.ScheduleDefinition(
     default_status=_schedule_status(),
     execution_timezone="UTC",
 )
-def ticket_poll_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+def ticket_poll_schedule(
+    context: dg.ScheduleEvaluationContext, staging: StagingResource
+) -> dg.RunRequest | dg.SkipReason:
     """Poll the partition of the day the tick falls on (not the previous, complete day:
     this is the live poll), resuming from the live cursor."""
+    paused = paused_by_credentials(staging)
+    if paused:
+        return paused
     tick = context.scheduled_execution_time
     key = tick.strftime("%Y-%m-%d")
     return dg.RunRequest(
@@ -115,7 +133,7 @@ def ticket_poll_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest
     )
 
 
-full_reconciliation_schedule = dg.ScheduleDefinition(
+@dg.schedule(
     name="nightly_full_reconciliation",
     job=full_reconciliation_job,
     cron_schedule=os.environ.get(settings.ENV_RECONCILE_CRON, settings.DEFAULT_RECONCILE_CRON),
@@ -123,6 +141,11 @@ full_reconciliation_schedule = dg.ScheduleDefinition(
     execution_timezone="UTC",
     tags=trigger_tags("schedule"),
 )
+def full_reconciliation_schedule(
+    context: dg.ScheduleEvaluationContext, staging: StagingResource
+) -> dg.RunRequest | dg.SkipReason:
+    """Nightly, unless refused credentials pause automatic runs."""
+    return paused_by_credentials(staging) or dg.RunRequest(tags=trigger_tags("schedule"))
 
 
 @dg.sensor(
@@ -135,6 +158,9 @@ def webhook_inbox_sensor(
     context: dg.SensorEvaluationContext, staging: StagingResource
 ) -> dg.RunRequest | dg.SkipReason:
     """One run drains everything the webhook inbox holds unprocessed."""
+    paused = paused_by_credentials(staging)
+    if paused:
+        return paused
     # The ledger alone says what is pending: no cursor, so a ledger that is recreated,
     # restored from a backup or moved to Postgres is read as it is, and deliveries are
     # never skipped for ids a previous ledger used.
@@ -169,3 +195,21 @@ def webhook_inbox_sensor(
             OLDEST_TAG: "" if oldest is None else oldest.isoformat(timespec="seconds"),
         },
     )
+
+
+@dg.schedule(
+    name="standing_sync_every_15_minutes",
+    job=standing_sync_job,
+    cron_schedule=os.environ.get(
+        settings.ENV_STANDING_SYNC_CRON, settings.DEFAULT_STANDING_SYNC_CRON
+    ),
+    default_status=_schedule_status(),
+    execution_timezone="UTC",
+    tags=trigger_tags("schedule"),
+)
+def standing_sync_schedule(
+    context: dg.ScheduleEvaluationContext, staging: StagingResource
+) -> dg.RunRequest | dg.SkipReason:
+    """Every 15 minutes (overdue follows the calendar), unless refused credentials pause
+    automatic runs."""
+    return paused_by_credentials(staging) or dg.RunRequest(tags=trigger_tags("schedule"))

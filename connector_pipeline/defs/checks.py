@@ -8,6 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from connector_pipeline import settings
+from connector_pipeline.defs.credentials import CREDENTIAL_CHECKS
 from connector_pipeline.defs.resources import ConnectorResource, StagingResource, ZendeskResource
 from connector_pipeline.defs.tickets import (
     LIVE_CURSOR,
@@ -26,6 +27,7 @@ from connector_pipeline.defs.vendors import (
     watermark_cursor,
     zendesk_organizations,
 )
+from connector_pipeline.flows.organizations import QUARANTINE_EXTERNAL_ID
 from connector_pipeline.staging import utcnow
 from connector_pipeline.status import (
     open_quarantine,
@@ -175,9 +177,10 @@ def vendor_freshness_check() -> dg.AssetChecksDefinition:
 
 
 ALL_CHECKS = [
+    *CREDENTIAL_CHECKS,
     organization_checks,
     quarantine_check(intacct_vendors, [QUARANTINE_SOURCE]),
-    quarantine_check(zendesk_organizations, [QUARANTINE_ORGANIZATION]),
+    quarantine_check(zendesk_organizations, [QUARANTINE_ORGANIZATION, QUARANTINE_EXTERNAL_ID]),
     quarantine_check(zendesk_tickets, [QUARANTINE_TICKET]),
     quarantine_check(zendesk_ticket_events, [QUARANTINE_EVENT]),
     # Unmatched tickets are quarantined too: counted here, as in the CLI.

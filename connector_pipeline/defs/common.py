@@ -10,8 +10,13 @@ from typing import Any, Protocol
 import dagster as dg
 
 from connector_pipeline import settings
-from connector_pipeline.intacct import IntacctRateLimited
-from connector_pipeline.zendesk import ZendeskRateLimited
+from connector_pipeline.credentials import credential_failure
+from connector_pipeline.intacct import IntacctError, IntacctRateLimited
+from connector_pipeline.zendesk import ZendeskError, ZendeskRateLimited
+
+# Failure metadata that marks a refused credential; the failure sensor
+# (defs/credentials.py) reads it to pause automatic runs.
+CREDENTIAL_FAILURE_KEY = "ml_connector/credential_failure"
 
 API_RETRY_POLICY = dg.RetryPolicy(
     max_retries=settings.API_STEP_MAX_RETRIES,
@@ -23,12 +28,34 @@ API_RETRY_POLICY = dg.RetryPolicy(
 
 @contextmanager
 def rate_limits_as_retries() -> Iterator[None]:
-    """A rate limit longer than the client is willing to wait becomes a Dagster retry
-    after the wait the service asked for (decision 6), instead of a failed run."""
+    """API failures as Dagster outcomes (decisions 6 and 12).
+
+    - A refused credential or missing permission fails the step for good, with one line
+      naming the variable to fix: `Failure(allow_retries=False)` skips the RetryPolicy, and
+      run retries only cover crashed runs (`retry_on_asset_or_op_failure: false`).
+    - A rate limit longer than the client is willing to wait becomes a Dagster retry after
+      the wait the service asked for; one longer than `RETRY_AFTER_MAX_S` fails the step
+      instead of parking it.
+    """
     try:
         yield
-    except (ZendeskRateLimited, IntacctRateLimited) as exc:
-        wait = getattr(exc, "retry_after", None) or settings.API_STEP_RETRY_DELAY_S
+    except (IntacctError, ZendeskError) as exc:
+        refused = credential_failure(exc)
+        if refused is not None:
+            raise dg.Failure(
+                description=refused.fix,
+                metadata={CREDENTIAL_FAILURE_KEY: refused.system} if refused.pauses_runs else {},
+                allow_retries=False,
+            ) from None
+        if not isinstance(exc, (ZendeskRateLimited, IntacctRateLimited)):
+            raise
+        wait = exc.retry_after or settings.API_STEP_RETRY_DELAY_S
+        if wait > settings.RETRY_AFTER_MAX_S or not exc.retryable:
+            raise dg.Failure(
+                description=f"{exc} (a wait over {settings.RETRY_AFTER_MAX_S:g} s is not "
+                "honoured; the next scheduled run tries again)",
+                allow_retries=False,
+            ) from exc
         raise dg.RetryRequested(
             max_retries=settings.RATE_LIMIT_MAX_RETRIES, seconds_to_wait=float(wait)
         ) from exc

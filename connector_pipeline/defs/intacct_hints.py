@@ -14,6 +14,7 @@ import dagster as dg
 
 from connector_pipeline import settings
 from connector_pipeline.defs.automation import vendor_sync_job
+from connector_pipeline.defs.credentials import paused_by_credentials
 from connector_pipeline.defs.resources import StagingResource
 from connector_pipeline.staging.hints import HINT_READ_STARTED_CURSOR, IntacctHints
 from connector_pipeline.sync.hints import decide_hint_run
@@ -40,6 +41,9 @@ def intacct_hint_sensor(
     context: dg.SensorEvaluationContext, staging: StagingResource
 ) -> dg.RunRequest | dg.SkipReason:
     """A burst of deliveries costs at most two vendor reads; see sync/hints.py."""
+    paused = paused_by_credentials(staging)
+    if paused:
+        return paused
     store = staging.store
     pending = IntacctHints(store).pending()
     if pending.count == 0:

@@ -12,11 +12,13 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from connector_pipeline import settings
+from connector_pipeline.credentials import missing_configuration
 from connector_pipeline.intacct import IntacctClient
 from connector_pipeline.staging import StagingStore
 from connector_pipeline.sync.mapping import ConnectorMapping
 from connector_pipeline.sync.vendors import parse_source_objects
 from connector_pipeline.zendesk import ZendeskClient
+from connector_pipeline.zendesk.config import ZendeskConfigError, account_root
 
 
 def secret_env(name: str, default: str = "") -> Any:
@@ -27,6 +29,18 @@ def secret_env(name: str, default: str = "") -> Any:
 
 def _truthy(value: str) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _require(values: Mapping[str, str]) -> None:
+    """Fail the run at resource setup, before any request, with one line naming every
+    variable still to set (rather than a Dagster trace per variable)."""
+    missing = missing_configuration(values)
+    if missing:
+        raise dg.Failure(
+            description=f"Missing configuration: set {', '.join(missing)} in the environment "
+            "of the Dagster code location (README, Configuration)",
+            allow_retries=False,
+        )
 
 
 class StagingResource(dg.ConfigurableResource):
@@ -52,13 +66,14 @@ class StagingResource(dg.ConfigurableResource):
 
 
 class IntacctResource(dg.ConfigurableResource):
-    """Sage Intacct XML gateway: one client (and one API session) per run process."""
+    """Sage Intacct XML gateway: one client (and one API session) per run process. Empty
+    credentials fail setup with the list of variables to set."""
 
-    sender_id: str
-    sender_password: str
-    company_id: str
-    user_id: str
-    user_password: str
+    sender_id: str = ""
+    sender_password: str = ""
+    company_id: str = ""
+    user_id: str = ""
+    user_password: str = ""
     entity_id: str = ""
     endpoint_url: str = settings.DEFAULT_INTACCT_ENDPOINT_URL
     allow_custom_endpoint: str = "0"
@@ -66,16 +81,31 @@ class IntacctResource(dg.ConfigurableResource):
     _client: IntacctClient | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._client = IntacctClient(
-            sender_id=self.sender_id,
-            sender_password=self.sender_password,
-            company_id=self.company_id,
-            user_id=self.user_id,
-            user_password=self.user_password,
-            entity_id=self.entity_id or None,
-            endpoint_url=self.endpoint_url or settings.DEFAULT_INTACCT_ENDPOINT_URL,
-            allow_custom_endpoint=_truthy(self.allow_custom_endpoint),
+        _require(
+            {
+                settings.ENV_INTACCT_SENDER_ID: self.sender_id,
+                settings.ENV_INTACCT_SENDER_PASSWORD: self.sender_password,
+                settings.ENV_INTACCT_COMPANY_ID: self.company_id,
+                settings.ENV_INTACCT_USER_ID: self.user_id,
+                settings.ENV_INTACCT_USER_PASSWORD: self.user_password,
+            }
         )
+        try:
+            endpoint = self.endpoint_url or settings.DEFAULT_INTACCT_ENDPOINT_URL
+            self._client = IntacctClient(
+                sender_id=self.sender_id,
+                sender_password=self.sender_password,
+                company_id=self.company_id,
+                user_id=self.user_id,
+                user_password=self.user_password,
+                entity_id=self.entity_id or None,
+                endpoint_url=endpoint,
+                allow_custom_endpoint=_truthy(self.allow_custom_endpoint),
+            )
+        except ValueError as exc:
+            raise dg.Failure(
+                description=f"{settings.ENV_INTACCT_ENDPOINT_URL}: {exc}", allow_retries=False
+            ) from None
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._client is not None:
@@ -95,6 +125,8 @@ class ZendeskResource(dg.ConfigurableResource):
 
     subdomain: str = ""
     base_url: str = ""
+    # "1" lets base_url be plain http (the sandbox); otherwise it must be https.
+    allow_custom_base_url: str = "0"
     email: str = ""
     api_token: str = ""
     oauth_token: str = ""
@@ -105,9 +137,25 @@ class ZendeskResource(dg.ConfigurableResource):
     _client: ZendeskClient | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        _require(
+            {
+                settings.ENV_ZENDESK_SUBDOMAIN: self.subdomain,
+                settings.ENV_ZENDESK_BASE_URL: self.base_url,
+                settings.ENV_ZENDESK_EMAIL: self.email,
+                settings.ENV_ZENDESK_API_TOKEN: self.api_token,
+                settings.ENV_ZENDESK_OAUTH_TOKEN: self.oauth_token,
+            }
+        )
+        try:
+            root = account_root(
+                self.base_url or None,
+                self.subdomain or None,
+                allow_custom=_truthy(self.allow_custom_base_url),
+            )
+        except ZendeskConfigError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
         self._client = ZendeskClient(
-            base_url=self.base_url or None,
-            subdomain=self.subdomain or None,
+            base_url=root,
             email=self.email or None,
             api_token=self.api_token or None,
             oauth_token=self.oauth_token or None,
@@ -145,16 +193,17 @@ Setting = Callable[[str, str | None], Any]
 
 
 def _resources(setting: Setting, **zendesk_options: Any) -> dict[str, Any]:
-    """The connector's resources; `setting(name, default)` supplies each variable
-    (`default=None`: required)."""
+    """The connector's resources; `setting(name, default)` supplies each variable. None is
+    required here: a missing variable would otherwise fail the launch with a Dagster trace
+    per variable; the resources' setup lists every missing one in one line instead."""
     return {
         "staging": StagingResource(database_url=setting(settings.ENV_STAGING_DATABASE_URL, "")),
         "intacct": IntacctResource(
-            sender_id=setting(settings.ENV_INTACCT_SENDER_ID, None),
-            sender_password=setting(settings.ENV_INTACCT_SENDER_PASSWORD, None),
-            company_id=setting(settings.ENV_INTACCT_COMPANY_ID, None),
-            user_id=setting(settings.ENV_INTACCT_USER_ID, None),
-            user_password=setting(settings.ENV_INTACCT_USER_PASSWORD, None),
+            sender_id=setting(settings.ENV_INTACCT_SENDER_ID, ""),
+            sender_password=setting(settings.ENV_INTACCT_SENDER_PASSWORD, ""),
+            company_id=setting(settings.ENV_INTACCT_COMPANY_ID, ""),
+            user_id=setting(settings.ENV_INTACCT_USER_ID, ""),
+            user_password=setting(settings.ENV_INTACCT_USER_PASSWORD, ""),
             entity_id=setting(settings.ENV_INTACCT_ENTITY_ID, ""),
             endpoint_url=setting(
                 settings.ENV_INTACCT_ENDPOINT_URL, settings.DEFAULT_INTACCT_ENDPOINT_URL
@@ -164,14 +213,15 @@ def _resources(setting: Setting, **zendesk_options: Any) -> dict[str, Any]:
         "zendesk": ZendeskResource(
             subdomain=setting(settings.ENV_ZENDESK_SUBDOMAIN, ""),
             base_url=setting(settings.ENV_ZENDESK_BASE_URL, ""),
+            allow_custom_base_url=setting(settings.ENV_ZENDESK_ALLOW_CUSTOM_BASE_URL, "0"),
             email=setting(settings.ENV_ZENDESK_EMAIL, ""),
             api_token=setting(settings.ENV_ZENDESK_API_TOKEN, ""),
             oauth_token=setting(settings.ENV_ZENDESK_OAUTH_TOKEN, ""),
             **zendesk_options,
         ),
         "connector": ConnectorResource(
-            mapping_file=os.environ.get(settings.ENV_MAPPING_FILE, ""),
-            source_objects=os.environ.get(
+            mapping_file=setting(settings.ENV_MAPPING_FILE, ""),
+            source_objects=setting(
                 settings.ENV_INTACCT_SOURCE_OBJECTS, settings.DEFAULT_SOURCE_OBJECTS
             ),
         ),

@@ -1,7 +1,5 @@
 """Zendesk tickets into the ledger (polled and pushed), and from the ledger into Intacct."""
 
-import os
-
 import dagster as dg
 
 from connector_pipeline import settings
@@ -39,18 +37,37 @@ __all__ = [
     "TICKET_PARTITIONS",
     "intacct_ticket_records",
     "range_cursor",
+    "ticket_partitions",
+    "with_tickets_start",
     "zendesk_ticket_events",
     "zendesk_tickets",
 ]
 
 BACKFILL_TAG = "dagster/backfill"
 
-TICKET_PARTITIONS = dg.DailyPartitionsDefinition(
-    start_date=os.environ.get(settings.ENV_TICKETS_START_DATE, settings.DEFAULT_TICKETS_START_DATE),
-    # Today's partition exists from midnight on, so the poll schedule can fill it as the
-    # day goes.
-    end_offset=1,
-)
+
+def ticket_partitions(
+    start_date: str = settings.DEFAULT_TICKETS_START_DATE,
+) -> dg.DailyPartitionsDefinition:
+    """Daily partitions of zendesk_tickets from `start_date`. Today's partition exists
+    from midnight on, so the poll schedule can fill it as the day goes."""
+    return dg.DailyPartitionsDefinition(start_date=start_date, end_offset=1)
+
+
+# The asset as defined; the code location gives it the configured first day when it loads
+# (`with_tickets_start`), so importing this module reads no environment.
+TICKET_PARTITIONS = ticket_partitions()
+
+
+def with_tickets_start(start_date: str | None) -> dg.AssetsDefinition:
+    """zendesk_tickets with its partitions starting on `start_date` (the default when
+    None)."""
+    if not start_date:
+        return zendesk_tickets
+    partitions = ticket_partitions(start_date)
+    return zendesk_tickets.map_asset_specs(
+        lambda spec: spec.replace_attributes(partitions_def=partitions)
+    )
 
 
 def ticket_window(context: dg.AssetExecutionContext) -> TicketWindow:

@@ -3,7 +3,7 @@ clients satisfy and unit tests fake in memory."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -81,3 +81,25 @@ class TicketLookup(CountsCalls, Protocol):
     """Zendesk, as the webhook drain needs it."""
 
     def show_many_tickets(self, ids: Sequence[int]) -> list[dict[str, Any]]: ...
+
+
+class StandingSource(CountsCalls, Protocol):
+    """Intacct, as the standing read needs it: several incremental reads at once."""
+
+    def iter_changed_together(
+        self, requests: Mapping[str, tuple[Sequence[str], tuple[datetime, int] | None]]
+    ) -> Iterator[tuple[str, list[dict[str, Any]]]]: ...
+
+
+class OrganizationUpdater(CountsCalls, Protocol):
+    """Zendesk, as the standing publish needs it."""
+
+    def update_many_organizations(self, organizations: Sequence[Any]) -> Sequence[HasOutcome]: ...
+
+
+class OrganizationFieldAdmin(CountsCalls, Protocol):
+    """Zendesk, as `ml-connector setup zendesk` needs it."""
+
+    def list_organization_fields(self) -> list[dict[str, Any]]: ...
+
+    def create_organization_field(self, field: Mapping[str, Any]) -> dict[str, Any]: ...

@@ -10,7 +10,7 @@ look up what exists first.
 
 from __future__ import annotations
 
-import email.utils
+import contextlib
 import logging
 import os
 import threading
@@ -18,6 +18,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
@@ -33,12 +34,23 @@ from tenacity import (
 )
 
 from connector_pipeline import settings
+from connector_pipeline.guarded_http import (
+    BodyTooLarge,
+    DeadlineExceeded,
+    UnsupportedEncoding,
+    deadline_transport,
+    parse_retry_after,
+    read_capped,
+    request_deadline,
+)
 from connector_pipeline.intacct import functions as fn
 from connector_pipeline.intacct.errors import (
+    IntacctDeadlineExceeded,
     IntacctError,
     IntacctMalformedResponse,
     IntacctRateLimited,
     IntacctResponseError,
+    IntacctRetryAfterTooLong,
     IntacctSessionInvalid,
     IntacctTransientError,
     IntacctWriteOutcomeUnknown,
@@ -80,6 +92,9 @@ Order = tuple[str, bool]
 Cursor = tuple[datetime, int]
 
 TIMESTAMP_FIELDS = ("WHENMODIFIED", "WHENCREATED")
+# Date-only fields (no time, no zone: "Dates in Sage Intacct do not have associated
+# timezones") written in the user's date format; they come back as `date`.
+DATE_FIELDS = ("WHENDUE", "WHENPAID", "WHENPOSTED")
 WRITE_FUNCTIONS = frozenset({"create", "update", "delete"})
 # Statuses that mean the gateway did not take the request, so even a write may be resent.
 _NOT_PROCESSED_STATUSES = frozenset({429, 503})
@@ -107,20 +122,19 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def _retry_after_seconds(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+# The keyset of incremental reads; records without a WHENMODIFIED sort first and would
+# never move the cursor, so incremental reads leave them out.
+_CHANGED_KEY = ("WHENMODIFIED", "RECORDNO")
+_STAMPED = is_not_null("WHENMODIFIED")
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """An HTTP answer whose body was read in full (decompressed, under the size cap)."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
 
 
 class _Backoff:
@@ -159,6 +173,8 @@ class IntacctClient:
         endpoint_url: str = settings.DEFAULT_INTACCT_ENDPOINT_URL,
         allow_custom_endpoint: bool = False,
         timeout_s: float = settings.INTACCT_TIMEOUT_S,
+        request_deadline_s: float = settings.INTACCT_REQUEST_DEADLINE_S,
+        max_response_bytes: int = settings.INTACCT_MAX_RESPONSE_BYTES,
         retry_budget_s: float = settings.INTACCT_RETRY_BUDGET_S,
         max_attempts: int = settings.INTACCT_MAX_ATTEMPTS,
         backoff_base_s: float = settings.INTACCT_BACKOFF_BASE_S,
@@ -168,9 +184,14 @@ class IntacctClient:
         max_concurrent_requests: int = settings.INTACCT_MAX_CONCURRENT_REQUESTS,
         user_formatting: UserFormatting | None = None,
         transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._allow_custom = allow_custom_endpoint
+        self._sleep = sleep
         self._endpoint_url = check_endpoint(endpoint_url, allow_custom=allow_custom_endpoint)
+        self._request_deadline_s = request_deadline_s
+        self._max_response_bytes = max_response_bytes
         self._sender_id = sender_id
         self._sender_password = sender_password
         self._login = Login(user_id, company_id, user_password, entity_id)
@@ -180,6 +201,8 @@ class IntacctClient:
         self._backoff = _Backoff(backoff_base_s, backoff_max_s)
         self._session_margin_s = session_margin_s
         self._session_max_age_s = session_max_age_s
+        # "Now" for session age and expiry: tests move it instead of sleeping.
+        self._clock = clock
         self._fixed_formatting = user_formatting
         self._formatting: UserFormatting | None = user_formatting
         self._http = httpx.Client(
@@ -189,7 +212,9 @@ class IntacctClient:
                 "Accept-Encoding": "gzip, deflate",
                 "User-Agent": settings.INTACCT_USER_AGENT,
             },
-            transport=transport,
+            transport=transport or deadline_transport(),
+            # A redirect is an answer to report, never to follow with credentials in the body.
+            follow_redirects=False,
         )
         self._in_flight = threading.BoundedSemaphore(max(1, max_concurrent_requests))
         self._session_lock = threading.RLock()
@@ -257,39 +282,81 @@ class IntacctClient:
             text = text.replace(secret, "***")
         return text
 
-    def _post(self, url: str, body: bytes, names: Sequence[str], *, write: bool) -> httpx.Response:
-        """One HTTP POST, with transport failures mapped onto the exception tree."""
+    def _post(self, url: str, body: bytes, names: Sequence[str], *, write: bool) -> _Answer:
+        """One HTTP POST within the overall deadline, its body read under the size cap, with
+        transport failures mapped onto the exception tree."""
         with self._stats_lock:
             self._http_calls += 1
             self._by_function.update(names)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("intacct request %s: %s", names, redact_xml(body)[:_LOG_BODY_CHARS])
         started = time.perf_counter()
-        with self._in_flight:
+        waiting = f"Intacct's answer to {', '.join(names)}"
+        with self._in_flight, request_deadline(self._request_deadline_s) as deadline:
+            sent = False
             try:
-                response = self._http.post(url, content=body)
+                request = self._http.build_request("POST", url, content=body)
+                response = self._http.send(request, stream=True)
+                sent = True
+                try:
+                    answer = _Answer(
+                        response.status_code,
+                        response.headers,
+                        read_capped(response, self._max_response_bytes),
+                    )
+                finally:
+                    response.close()
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 # Nothing reached the gateway: safe to retry, writes included.
                 raise IntacctTransientError(
                     f"cannot connect to Intacct: {type(exc).__name__}"
                 ) from None
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                what = f"{type(exc).__name__} waiting for Intacct's answer to {', '.join(names)}"
+            except (BodyTooLarge, UnsupportedEncoding) as exc:
+                if write:
+                    raise IntacctWriteOutcomeUnknown(f"unreadable {waiting}: {exc}") from None
+                raise IntacctResponseError(f"refused {waiting}: {exc}") from None
+            except (DeadlineExceeded, httpx.TimeoutException, httpx.TransportError) as exc:
+                if not sent and isinstance(exc, DeadlineExceeded):
+                    raise IntacctTransientError(
+                        f"cannot connect to Intacct within {self._request_deadline_s:g} s"
+                    ) from None
+                if isinstance(exc, DeadlineExceeded) or time.monotonic() >= deadline:
+                    what = f"no complete {waiting} within {self._request_deadline_s:g} s"
+                    if write:
+                        raise IntacctWriteOutcomeUnknown(what) from None
+                    raise IntacctDeadlineExceeded(what) from None
+                what = f"{type(exc).__name__} waiting for {waiting}"
                 if write:
                     raise IntacctWriteOutcomeUnknown(what) from None
                 raise IntacctTransientError(what) from None
         elapsed = time.perf_counter() - started
-        log.info("intacct %s -> HTTP %s in %.3fs", ",".join(names), response.status_code, elapsed)
+        log.info("intacct %s -> HTTP %s in %.3fs", ",".join(names), answer.status_code, elapsed)
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("intacct response: %s", redact_xml(response.content)[:_LOG_BODY_CHARS])
-        return response
+            log.debug("intacct response: %s", redact_xml(answer.content)[:_LOG_BODY_CHARS])
+        return answer
 
-    def _interpret(self, response: httpx.Response, *, write: bool) -> IntacctResponse:
+    def _interpret(self, response: _Answer, *, write: bool) -> IntacctResponse:
         status = response.status_code
         content_type = response.headers.get("content-type", "").lower()
         unknown = write and status not in _NOT_PROCESSED_STATUSES
+        if 300 <= status < 400 or status < 200:
+            # The gateway answers every request itself; a redirect (a login page, a moved
+            # host) is never an empty success, and following it would resend credentials.
+            location = response.headers.get("location", "nowhere")
+            raise IntacctResponseError(
+                f"Intacct answered HTTP {status} (redirect to {location}): check "
+                f"{settings.ENV_INTACCT_ENDPOINT_URL}",
+                http_status=status,
+            )
         if status == 429:
-            retry_after = _retry_after_seconds(response.headers.get("retry-after"))
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            if retry_after is not None and retry_after > settings.RETRY_AFTER_MAX_S:
+                raise IntacctRetryAfterTooLong(
+                    f"Intacct rate limit (HTTP 429) asks to wait {retry_after:g} s, longer "
+                    f"than the {settings.RETRY_AFTER_MAX_S:g} s allowed",
+                    retry_after=retry_after,
+                    http_status=429,
+                )
             errors = []
             if "xml" in content_type:
                 try:
@@ -353,8 +420,15 @@ class IntacctClient:
         if not session_id:
             raise IntacctResponseError("getAPISession returned no session id")
         endpoint = str(api.get("endpoint", "")).strip() or self._endpoint_url
-        endpoint = check_endpoint(endpoint, allow_custom=self._allow_custom)
-        session = Session(session_id, endpoint, str(api.get("locationid", "") or ""))
+        try:
+            endpoint = check_endpoint(
+                endpoint, allow_custom=self._allow_custom, configured=self._endpoint_url
+            )
+        except ValueError as exc:
+            raise IntacctResponseError(str(exc)) from None
+        session = Session(
+            session_id, endpoint, str(api.get("locationid", "") or ""), issued_at=self._clock()
+        )
         if response.authentication is not None:
             session.observe_timeout(response.authentication.session_timeout)
         self._secrets.append(session_id)
@@ -383,7 +457,9 @@ class IntacctClient:
         with self._session_lock:
             session = self._session
             if session is None or not session.usable(
-                margin_s=self._session_margin_s, max_age_s=self._session_max_age_s
+                margin_s=self._session_margin_s,
+                max_age_s=self._session_max_age_s,
+                now=self._clock(),
             ):
                 session = self._session = self._open_session()
             return session
@@ -392,6 +468,11 @@ class IntacctClient:
         with self._session_lock:
             if self._session is session:
                 self._session = None
+
+    @property
+    def session_endpoint(self) -> str:
+        """The endpoint getAPISession returned (opens a session if needed)."""
+        return self._current_session().endpoint
 
     @property
     def formatting(self) -> UserFormatting:
@@ -443,6 +524,7 @@ class IntacctClient:
             stop=stop_after_attempt(self._max_attempts) | stop_before_delay(self._retry_budget_s),
             wait=self._backoff,
             before_sleep=self._log_retry,
+            sleep=self._sleep,
             reraise=True,
         )
         try:
@@ -486,6 +568,12 @@ class IntacctClient:
             value = out.get(name)
             if isinstance(value, str):
                 out[name] = formatting.parse_timestamp(value) if value.strip() else None
+        for name in DATE_FIELDS:
+            value = out.get(name)
+            # Text that is no date stays text: the caller quarantines the record, naming it.
+            if isinstance(value, str):
+                with contextlib.suppress(ValueError):
+                    out[name] = formatting.parse_date(value) if value.strip() else None
         recordno = out.get("RECORDNO")
         if isinstance(recordno, str) and recordno.strip().lstrip("-").isdigit():
             out["RECORDNO"] = int(recordno)
@@ -575,6 +663,65 @@ class IntacctClient:
             page_size,
             after,
         )
+
+    def iter_changed_together(
+        self,
+        requests: Mapping[str, tuple[Sequence[str], Cursor | None]],
+        *,
+        page_size: int = settings.INTACCT_QUERY_MAX_PAGESIZE,
+    ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        """`iter_changed` for several objects at once, as (object, page) pairs: the first
+        pages of the incremental reads (a cursor given) go in one request, so a day on
+        which nothing changed costs one call however many objects are read. An object read
+        from the start (no cursor) is read on its own, as `iter_changed` does."""
+        for obj, (fields, after) in requests.items():
+            if after is None:
+                for page in self.iter_changed(obj, fields, None, page_size=page_size):
+                    yield obj, page
+        incremental = {
+            obj: ([*fields, *(k for k in _CHANGED_KEY if k not in fields)], after)
+            for obj, (fields, after) in requests.items()
+            if after is not None
+        }
+        if incremental:
+            yield from self._changed_together(incremental, page_size)
+
+    def _changed_together(
+        self, incremental: Mapping[str, tuple[list[str], Cursor]], page_size: int
+    ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        """One request with the first page of each object's incremental read, then each
+        object's further pages on its own keyset."""
+
+        def build(formatting: UserFormatting) -> list[etree._Element]:
+            return [
+                fn.query(
+                    obj,
+                    fields,
+                    filter=and_(_STAMPED, _after_key(_CHANGED_KEY, tuple(after))),
+                    orderby=[(name, True) for name in _CHANGED_KEY],
+                    pagesize=page_size,
+                    offset=0,
+                    format_value=lambda v: format_value(v, formatting),
+                )
+                for obj, (fields, after) in incremental.items()
+            ]
+
+        results = self.execute(build)
+        for result in results:
+            result.raise_for_status()
+        for (obj, (fields, _)), result in zip(incremental.items(), results, strict=True):
+            records = [
+                r
+                for r in self._converted(result.records)
+                if all(r.get(name) is not None for name in _CHANGED_KEY)
+            ]
+            if records:
+                yield obj, records
+            if len(result.records) < page_size or result.num_remaining == 0 or not records:
+                continue
+            last = tuple(records[-1][name] for name in _CHANGED_KEY)
+            for page in self._keyset_pages(obj, fields, _CHANGED_KEY, _STAMPED, page_size, last):
+                yield obj, page
 
     def _keyset_pages(
         self,

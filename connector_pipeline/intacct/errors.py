@@ -66,6 +66,11 @@ class IntacctAuthError(IntacctError):
     """Authentication failed: bad user login or an unauthorised sender. Not retried."""
 
 
+class IntacctSenderAuthError(IntacctControlError, IntacctAuthError):
+    """The Web Services sender was refused: wrong sender id or password, or a sender the
+    company has not authorized. Not retried."""
+
+
 class IntacctSessionInvalid(IntacctAuthError):
     """The session expired or was revoked; a new getAPISession fixes it."""
 
@@ -74,6 +79,11 @@ class IntacctSessionInvalid(IntacctAuthError):
 
 class IntacctResultError(IntacctError):
     """A function failed or was aborted (business rules, permissions, unknown object)."""
+
+
+class IntacctPermissionError(IntacctResultError):
+    """The Web Services user may not do this (PL04000005, "You do not have permission").
+    Not retried: it needs a change of role in Intacct."""
 
 
 class IntacctTransientError(IntacctError):
@@ -96,6 +106,17 @@ class IntacctRateLimited(IntacctTransientError):
     ) -> None:
         self.retry_after = retry_after
         super().__init__(message, errors, control_id=control_id, http_status=http_status)
+
+
+class IntacctRetryAfterTooLong(IntacctRateLimited):
+    """HTTP 429 whose Retry-After exceeds `settings.RETRY_AFTER_MAX_S` (`inf`, a far-future
+    date): neither the client nor a Dagster step waits that long."""
+
+    retryable = False
+
+
+class IntacctDeadlineExceeded(IntacctTransientError):
+    """A read's answer did not arrive in full within the request's overall deadline."""
 
 
 class IntacctWriteOutcomeUnknown(IntacctTransientError):
@@ -127,11 +148,19 @@ def _rx(pattern: str) -> re.Pattern[str]:
 
 # Order matters: the first matching rule wins. Text rules see description, description2
 # and correction joined. Sources: reference/intacct-api.md, section 3 error catalogue.
+_SENDER_TEXT = _rx(
+    r"partner id or password|invalid web services authorization|"
+    r"not authorized to make web services requests"
+)
 _AUTH_RULES = (
     _Rule(IntacctSessionInvalid, "XL03000006", _rx(r"^\s*invalid session")),
+    _Rule(IntacctSenderAuthError, None, _SENDER_TEXT),
     _Rule(IntacctAuthError),
 )
 _CONTROL_RULES = (
+    _Rule(IntacctSenderAuthError, None, _SENDER_TEXT),
+    # The gateway's own 401 with an XML body: the user sign-in, reported at control level.
+    _Rule(IntacctAuthError, None, _rx(r"sign-in information is incorrect")),
     _Rule(IntacctRateLimited, "GW-0010"),
     _Rule(IntacctRateLimited, None, _rx(r"API rate limit exceeded")),
     _Rule(IntacctTransientError, None, _rx(r"try again later|temporarily off-?line")),
@@ -141,6 +170,8 @@ _RESULT_RULES = (
     _Rule(IntacctRateLimited, "GW-0010"),
     _Rule(IntacctRateLimited, None, _rx(r"API rate limit exceeded")),
     _Rule(IntacctTransientError, None, _rx(r"try again later|temporarily off-?line")),
+    _Rule(IntacctPermissionError, "PL04000005"),
+    _Rule(IntacctPermissionError, None, _rx(r"do not have permission")),
     _Rule(IntacctResultError),
 )
 _RULES = {"control": _CONTROL_RULES, "authentication": _AUTH_RULES, "result": _RESULT_RULES}
@@ -198,3 +229,24 @@ def error_detail(
         description2=unquote(description2).strip(),
         correction=correction.strip(),
     )
+
+
+def credential_fix(exc: IntacctError) -> str | None:
+    """One line naming what to fix for a credential failure; None for other failures."""
+    if isinstance(exc, IntacctSenderAuthError):
+        return (
+            "Intacct refused the Web Services sender: check INTACCT_SENDER_ID and "
+            "INTACCT_SENDER_PASSWORD, and that the company authorizes this sender (Company > "
+            "Setup > Company > Security > Web Services authorizations)"
+        )
+    if isinstance(exc, IntacctAuthError) and not isinstance(exc, IntacctSessionInvalid):
+        return (
+            "Intacct refused the sign-in: check INTACCT_USER_ID, INTACCT_USER_PASSWORD and "
+            "INTACCT_COMPANY_ID (repeated failures lock the user out)"
+        )
+    if isinstance(exc, IntacctPermissionError):
+        return (
+            f"the Intacct Web Services user in INTACCT_USER_ID lacks a permission ({exc}): "
+            "grant it in Company > Admin > Roles (or the user's permissions)"
+        )
+    return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -11,16 +10,31 @@ from connector_pipeline import settings
 from connector_pipeline.intacct.timefmt import UserFormatting
 
 
-def check_endpoint(url: str, *, allow_custom: bool) -> str:
+def check_endpoint(url: str, *, allow_custom: bool, configured: str | None = None) -> str:
     """`url` if it is an https URL on a host ending in `.intacct.com`; else ValueError.
 
     The SDKs skip this check for the endpoint getAPISession returns; we do not, because a
-    spoofed endpoint would receive every later request with its session id.
+    spoofed endpoint would receive every later request with its session id. With
+    `allow_custom` (the sandbox) any host is accepted for the configured endpoint, but an
+    endpoint returned by getAPISession (`configured` given) must stay on the configured
+    scheme, host and port.
     """
     parts = urlsplit(url)
     if not parts.scheme or not parts.hostname:
         raise ValueError(f"not an absolute URL: {url!r}")
     if allow_custom:
+        if configured is not None:
+            home = urlsplit(configured)
+            if (parts.scheme, parts.hostname, parts.port) != (
+                home.scheme,
+                home.hostname,
+                home.port,
+            ):
+                raise ValueError(
+                    f"refusing Intacct session endpoint {url!r}: with "
+                    f"{settings.ENV_INTACCT_ALLOW_CUSTOM_ENDPOINT}=1 it must be on the "
+                    f"configured host {home.scheme}://{home.netloc}"
+                )
         return url
     host = parts.hostname.lower()
     if parts.scheme != "https" or not host.endswith(settings.INTACCT_ENDPOINT_HOST_SUFFIX):
@@ -37,7 +51,9 @@ class Session:
     session_id: str
     endpoint: str
     location_id: str = ""
-    issued_monotonic: float = field(default_factory=time.monotonic)
+    # When it was issued, by the client's clock (one injectable clock for age and expiry;
+    # a wall-clock jump at worst renews early, or meets the invalid-session replay).
+    issued_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     # The gateway's projected expiry; it slides forward on every call.
     expires_at: datetime | None = None
     formatting: UserFormatting | None = None
@@ -54,9 +70,9 @@ class Session:
         now: datetime | None = None,
     ) -> bool:
         """Reuse until the earlier of `expires_at - margin` and `max_age` after issue."""
-        if time.monotonic() - self.issued_monotonic >= max_age_s:
+        current = now or datetime.now(UTC)
+        if (current - self.issued_at).total_seconds() >= max_age_s:
             return False
         if self.expires_at is None:
             return True
-        current = now or datetime.now(UTC)
         return (self.expires_at - current).total_seconds() > margin_s

@@ -77,6 +77,14 @@ class UserFormatting:
     def format_date(self, value: date) -> str:
         return value.strftime(self.date_pattern)
 
+    def parse_date(self, text: str) -> date:
+        """A date-only value in the user's date format (ISO-8601 accepted too)."""
+        stripped = text.strip()
+        try:
+            return datetime.strptime(stripped, self.date_pattern).date()
+        except ValueError:
+            return date.fromisoformat(stripped[:10])
+
     def parse_timestamp(self, text: str) -> datetime:
         """User wall-clock text -> aware UTC datetime. ISO-8601 with an offset is accepted too."""
         stripped = text.strip()

@@ -27,7 +27,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Faults the middleware performs itself.
 HTTP_FAULTS = {"http_500": 500, "http_502": 502, "http_503": 503, "http_524": 524}
-TRANSPORT_FAULTS = {*HTTP_FAULTS, "reset", "slow", "html"}
 DEFAULT_KINDS = ("http_500", "http_502", "http_503", "reset", "html")
 SANDBOX_PREFIX = "/_sandbox"
 

@@ -32,12 +32,15 @@ from connector_pipeline import settings
 from connector_pipeline.sandbox.faults import FaultInjector, FaultMiddleware, fault_router
 from connector_pipeline.sandbox.intacct_data import to_json
 from connector_pipeline.sandbox.intacct_envelope import rate_limited_body
+from connector_pipeline.sandbox.intacct_formatting import SandboxFormatting
 from connector_pipeline.sandbox.intacct_gateway import (
     DEFAULT_INTACCT_FAULTS,
     PROTOCOL_FAULTS,
     IntacctGateway,
     IntacctSandboxConfig,
 )
+from connector_pipeline.sandbox.intacct_ledger import ledger_router
+from connector_pipeline.sandbox.intacct_scenario_text import unservable_text
 from connector_pipeline.sandbox.intacct_triggers import (
     SAGE_RETRY_DELAYS_S,
     TRIGGER_OBJECTS,
@@ -148,6 +151,15 @@ class ConfigBody(BaseModel):
     latency_ms: float | None = None
     result_id_ttl_s: float | None = None
     retry_after_s: float | None = None
+    # The API user's preferences (readUserFormatting); an unsupported date format is
+    # allowed on purpose, so `ml-connector check` can be tested against one.
+    user_dateformat: str | None = None
+    user_gmt_offset: str | None = None
+    user_clock: str | None = None
+    user_locale: str | None = None
+    # Platform Services set-up: remove the ticket object or its VENDOR relationship field.
+    ticket_object_exists: bool | None = None
+    ticket_relationship_exists: bool | None = None
 
 
 class TriggerBody(BaseModel):
@@ -191,6 +203,7 @@ def create_app(config: IntacctSandboxConfig | None = None) -> FastAPI:
     app.state.sandbox = sandbox
     app.add_middleware(FaultMiddleware, injector=sandbox.faults)
     app.include_router(fault_router(sandbox.faults))
+    app.include_router(ledger_router(gateway))
 
     @app.post(settings.INTACCT_SANDBOX_PATH)
     async def xml_gateway(request: Request) -> Response:
@@ -237,6 +250,10 @@ def create_app(config: IntacctSandboxConfig | None = None) -> FastAPI:
 
     @app.post(f"{prefix}/vendors")
     def add_vendors(body: NewVendors) -> list[dict[str, Any]]:
+        for index, vendor in enumerate(body.vendors):
+            problem = unservable_text(vendor)
+            if problem:
+                raise HTTPException(422, f"vendors[{index}]: {problem}")
         try:
             return [to_json(gateway.add_vendor(v)) for v in body.vendors]
         except ValueError as exc:
@@ -294,8 +311,14 @@ def create_app(config: IntacctSandboxConfig | None = None) -> FastAPI:
 
     @app.post(f"{prefix}/config")
     def configure(body: ConfigBody) -> dict[str, Any]:
-        for key, value in body.model_dump(exclude_unset=True).items():
-            setattr(config, key, value)
+        changes = body.model_dump(exclude_unset=True)
+        if "user_gmt_offset" in changes:
+            _check_offset(str(changes["user_gmt_offset"]))
+        with gateway.lock:
+            for key, value in changes.items():
+                setattr(config, key, value)
+            if {"ticket_object_exists", "ticket_relationship_exists"} & set(changes):
+                gateway.redefine_objects()
         return {k: getattr(config, k) for k in ConfigBody.model_fields}
 
     @app.post(f"{prefix}/triggers")
@@ -335,6 +358,13 @@ def create_app(config: IntacctSandboxConfig | None = None) -> FastAPI:
         return {"reset": True}
 
     return app
+
+
+def _check_offset(text: str) -> None:
+    try:
+        SandboxFormatting(gmtoffset=text).tz  # noqa: B018 - parsing is the check
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 def sandbox_env(base_url: str, config: IntacctSandboxConfig | None = None) -> dict[str, str]:

@@ -29,8 +29,20 @@ from connector_pipeline.sandbox.intacct_fields import (
     top_level,
 )
 
-TICKET_INTEGER_FIELDS = frozenset({"ticket_id", "requester_id", "organization_id", "RVENDOR"})
-NUMERIC_FIELDS = frozenset({"RECORDNO", "id", "TOTALDUE", "CREDITLIMIT", *TICKET_INTEGER_FIELDS})
+TICKET_INTEGER_FIELDS = frozenset(
+    {"ticket_id", "requester_id", "organization_id", "assignee_group_id", "RVENDOR"}
+)
+NUMERIC_FIELDS = frozenset(
+    {
+        "RECORDNO",
+        "id",
+        "TOTALDUE",
+        "CREDITLIMIT",
+        "TOTALENTERED",
+        "TOTALPAID",
+        *TICKET_INTEGER_FIELDS,
+    }
+)
 TIMESTAMP_FIELDS = frozenset({"WHENCREATED", "WHENMODIFIED"})
 
 
@@ -64,10 +76,11 @@ class ObjectDef:
         spec = self._specs.get(name)
         return spec.datatype if spec is not None else "TEXT"
 
-    def blank_record(self) -> dict[str, Any]:
-        """Every top-level field, empty: what Intacct returns for a field never set."""
-        groups = {spec.name.split(".", 1)[0] for spec in self.catalogue if "." in spec.name}
-        return {name: ({} if name in groups else None) for name in top_level(self.catalogue)}
+    @cached_property
+    def all_fields(self) -> tuple[str, ...]:
+        """What `*` (or no field list) answers with: every field, nested ones dotted, in
+        the lookup's order; a field never set is an empty element, as Intacct shows it."""
+        return tuple(spec.name for spec in self.catalogue)
 
 
 def ticket_catalogue() -> tuple[FieldSpec, ...]:
@@ -90,9 +103,14 @@ def object_defs(
 ) -> dict[str, ObjectDef]:
     """The company's objects. The switches let a scenario remove the ticket object or its
     VENDOR relationship field, as a company without Platform Services set up looks."""
+    # Imported here: intacct_ledger builds its ObjectDefs from this module.
+    from connector_pipeline.sandbox.intacct_ledger import ledger_object_defs
+
     defs = {
         "VENDOR": ObjectDef("VENDOR", "RECORDNO", "VENDORID", VENDOR_CATALOGUE),
         "CUSTOMER": ObjectDef("CUSTOMER", "RECORDNO", "CUSTOMERID", CUSTOMER_CATALOGUE),
+        # Bills, invoices and their payments (sandbox/intacct_ledger.py).
+        **ledger_object_defs(),
     }
     if with_ticket_object:
         vendor_field = settings.INTACCT_TICKET_VENDOR_FIELD

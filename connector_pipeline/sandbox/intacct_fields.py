@@ -2,9 +2,12 @@
 
 VENDOR: the field list of the live `lookup` answer lookup_vendor_data_element_live.xml
 (../shared/fixtures/intacct), which agrees with and completes the list in
-reference/intacct-api.md ("VENDOR object"). CUSTOMER: the live `inspect` answer
+reference/intacct-api.md ("VENDOR object"), less the ten fields that company had added
+itself (ISCUSTOM true: VENDOR_NOTES, BOR, CARRIER_*, ...). CUSTOMER: the live `inspect` answer
 inspect_customer_detail_live.xml (no CUSTOMER `lookup` recording exists; inspect's
-externalDataName types are mapped to lookup's DATATYPE names). Third-party clients
+externalDataName types are mapped to lookup's DATATYPE names), plus GLGRPKEY, which that
+2016 recording predates but VENDOR's live lookup has and sageintacctsdk's default CUSTOMER
+field list asks for (so it is assumed present on CUSTOMER too). Third-party clients
 (e.g. fylein's sageintacctsdk) ask for these fields by name, so the sandbox must accept
 every one of them.
 
@@ -120,9 +123,7 @@ VENDOR_AMEX_CARD_AFFILIATE_ID:T AMEX_BANK_ACCOUNT_ID:T AMEX_BANK_ACCOUNT_ADDRESS
 DEFAULT_LEAD_TIME:I RETAINAGEPERCENTAGE:P ISINDIVIDUAL:E PROVIDERSTATUS:B
 WHENLASTBILLED:D~ WHENLASTPAID:D~ PROVIDERMISMATCH:B ENABLE_TPAR:B NAMETPAR:T
 ENABLE_T5018:B T5018NUMBER:T BILLAPPROVERID:T CREATEDBYLOGINID:T~ MODIFIEDBYLOGINID:T~
-MEGAENTITYKEY:I~ MEGAENTITYID:T~ MEGAENTITYNAME:T~ VENDOR_NOTES:T LEIG_COMM_RATE:P BOR:E
-CARRIER_GROUP_ID:T CARRIER_PLAN_ID:T CARRIER_NAME:T CARRIER_RENEWAL_DATE:T SALESPERSON:T
-BROKER_AGENT_TYPE:T VENDOR_PMT_TYPE:T! RECORD_URL:T~
+MEGAENTITYKEY:I~ MEGAENTITYID:T~ MEGAENTITYNAME:T~ RECORD_URL:T~
 """
 )
 
@@ -175,8 +176,26 @@ CONTACTKEY:I SHIPTOKEY:I BILLTOKEY:I CUSTREPKEY:I SHIPVIAKEY:I TERRITORYKEY:T TE
 ACCOUNTLABELKEY:I ACCOUNTKEY:I CUSTTYPEKEY:I PRICESCHEDULEKEY:T OFFSETGLACCOUNTNO:T
 OFFSETGLACCOUNTNOTITLE:T MEGAENTITYKEY:I~ MEGAENTITYID:T~ MEGAENTITYNAME:T~
 RECORD_URL:T~
+GLGRPKEY:I
 """
 )
+
+
+# Enumerated values as the live lookup lists them (VALIDVALUES); every BOOLEAN field
+# lists true/false there too.
+VALID_VALUES: dict[str, tuple[str, ...]] = {
+    "STATUS": ("active", "active non-posting", "inactive"),
+    "BILLINGTYPE": ("openitem", "balanceforward"),
+    "PAYMENTPRIORITY": ("Urgent", "High", "Normal", "Low"),
+    "FILEPAYMENTSERVICE": ("ACH", "BANKFILE", "NONE"),
+    "OBJECTRESTRICTION": ("Unrestricted", "RootOnly", "Restricted"),
+}
+
+
+def valid_values(spec: FieldSpec) -> tuple[str, ...]:
+    if spec.datatype == "BOOLEAN":
+        return ("true", "false")
+    return VALID_VALUES.get(spec.name, ())
 
 
 def top_level(catalogue: tuple[FieldSpec, ...]) -> tuple[str, ...]:

@@ -212,13 +212,12 @@ class IntacctGateway:
                 ("CUSTOMER", customers, "C", "CUSTOMERID"),
             ):
                 self.records[name] = {}
-                blank = self.defs[name].blank_record()
                 for record in seed_companies(
                     count, id_prefix=prefix, id_field=id_field, seed=seed, now=now
                 ):
                     key = self.new_key()
                     record["RECORDNO"] = key
-                    self.records[name][key] = {**blank, **record}
+                    self.records[name][key] = record
 
     def object_def(self, name: str) -> ObjectDef | None:
         if name in self.defs:
@@ -257,10 +256,7 @@ class IntacctGateway:
             if self.find_by_id("VENDOR", vendor_id) is not None:
                 raise ValueError(f"VENDORID {vendor_id} already exists")
             record = merge(
-                {
-                    **self.defs["VENDOR"].blank_record(),
-                    **vendor_defaults(vendor_id, str(fields.get("NAME", vendor_id)), now),
-                },
+                vendor_defaults(vendor_id, str(fields.get("NAME", vendor_id)), now),
                 {k: v for k, v in fields.items() if k not in {"RECORDNO", "WHENMODIFIED"}},
             )
             record["RECORDNO"] = self.new_key()
@@ -384,6 +380,7 @@ class IntacctGateway:
             "readMore": self.reads.read_more,
             "read": self.reads.read,
             "lookup": self.reads.lookup,
+            "inspect": self.reads.inspect,
             "create": self.writes.create,
             "update": self.writes.update,
             "delete": self.writes.delete,

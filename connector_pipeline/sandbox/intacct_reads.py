@@ -17,7 +17,7 @@ from connector_pipeline import settings
 from connector_pipeline.sandbox.intacct_data import ObjectDef
 from connector_pipeline.sandbox.intacct_envelope import FunctionFailed, err, sub, text_of
 from connector_pipeline.sandbox.intacct_filters import fields_in, largest_in_list, read_filter
-from connector_pipeline.sandbox.intacct_lookup import lookup_data
+from connector_pipeline.sandbox.intacct_lookup import inspect_data, lookup_data
 from connector_pipeline.sandbox.intacct_query import (
     QueryError,
     compile_filter,
@@ -223,7 +223,9 @@ class Reads:
             else:
                 self.result_sets.pop(result_id, None)
         for record in page:
-            self.gw.renderer.record(data, tag, record, result_set.fields)
+            self.gw.renderer.record(
+                data, tag, record, result_set.fields or result_set.object_def.all_fields
+            )
         return data
 
     def read_more(self, el: etree._Element) -> etree._Element:
@@ -255,8 +257,14 @@ class Reads:
         found = [records[int(k)] for k in keys if k.isdigit() and int(k) in records]
         data.set("count", str(len(found)))
         for record in found:
-            self.gw.renderer.record(data, definition.record_tag, record, fields)
+            self.gw.renderer.record(
+                data, definition.record_tag, record, fields or definition.all_fields
+            )
         return data
 
     def lookup(self, el: etree._Element) -> etree._Element:
         return lookup_data(self.require_object(el))
+
+    def inspect(self, el: etree._Element) -> etree._Element:
+        detail = (el.get("detail") or "").strip() == "1"
+        return inspect_data(self.require_object(el), detail=detail)

@@ -4,7 +4,7 @@ user's wall-clock text, nested objects (DISPLAYCONTACT.MAILADDRESS) as nested el
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from lxml import etree
@@ -35,11 +35,8 @@ class Renderer:
     def record(
         self, parent: etree._Element, tag: str, record: Mapping[str, Any], fields: Sequence[str]
     ) -> None:
+        """`record` as `<tag>` with exactly `fields` (dotted ones nested), in that order."""
         el = sub(parent, tag)
-        if not fields:
-            for name, item in record.items():
-                self.value(el, name, item)
-            return
         for path in fields:
             parts = path.split(".")
             target = el
@@ -61,6 +58,9 @@ class Renderer:
                 self.value(parent, name, item)
         elif isinstance(value, datetime):
             sub(parent, name, self.timestamp(value))
+        elif isinstance(value, date):
+            # Date-only fields (WHENDUE, WHENPAID) in the user's date format, no zone.
+            sub(parent, name, value.strftime(self.formatting().date_pattern))
         elif isinstance(value, bool):
             sub(parent, name, "true" if value else "false")
         elif value is None:

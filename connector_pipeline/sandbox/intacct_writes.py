@@ -152,9 +152,8 @@ class Writes:
 
     def _insert(self, definition: ObjectDef, fields: dict[str, Any]) -> dict[str, Any]:
         now = self.gw.clock()
-        given = self._typed(definition, fields)
-        given.pop(definition.key_field, None)
-        record = {**definition.blank_record(), **given} if not definition.custom else given
+        record = self._typed(definition, fields)
+        record.pop(definition.key_field, None)
         key = self.gw.new_key()
         record[definition.key_field] = key
         if definition.id_field and not definition.custom and not record.get(definition.id_field):

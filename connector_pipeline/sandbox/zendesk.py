@@ -104,6 +104,7 @@ def sandbox_env(base_url: str, config: ZendeskSandboxConfig | None = None) -> di
     config = config or ZendeskSandboxConfig()
     return {
         settings.ENV_ZENDESK_BASE_URL: base_url.rstrip("/"),
+        settings.ENV_ZENDESK_ALLOW_CUSTOM_BASE_URL: "1",
         settings.ENV_ZENDESK_EMAIL: config.email,
         settings.ENV_ZENDESK_API_TOKEN: config.api_token,
         settings.ENV_ZENDESK_WEBHOOK_SECRETS: config.webhook_secret,

@@ -146,37 +146,54 @@ class OrganizationFields:
     def _value(field: Mapping[str, Any], value: Any, previous: Any) -> Any:
         if value is None or value == "":
             return None
-        kind, title = field["type"], field["title"]
-        if kind == "tagger":
+        if field["type"] == "tagger":
             allowed = {o["value"] for o in field.get("custom_field_options", [])}
             return value if str(value) in allowed else previous
-        if kind == "checkbox":
-            if isinstance(value, bool):
-                return value
-            raise record_invalid(field["key"], f"{title}: is not a boolean", "InvalidValue")
-        if kind == "integer":
-            if isinstance(value, int) and not isinstance(value, bool):
-                return value
-            if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
-                return int(value)
-            raise record_invalid(field["key"], f"{title}: is not a number", "InvalidValue")
-        if kind == "decimal":
-            try:
-                Decimal(str(value))
-            except InvalidOperation:
-                raise record_invalid(
-                    field["key"], f"{title}: is not a number", "InvalidValue"
-                ) from None
-            return value
-        if kind == "date":
-            try:
-                date.fromisoformat(str(value)[:10])
-            except ValueError:
-                raise record_invalid(
-                    field["key"], f"{title}: is not a valid date", "InvalidValue"
-                ) from None
-            return str(value)[:10]
-        pattern = field.get("regexp_for_validation")
-        if kind == "regexp" and pattern and not re.fullmatch(str(pattern), str(value)):
-            raise record_invalid(field["key"], f"{title}: is invalid", "InvalidFormat")
-        return str(value)
+        check = _CHECKS.get(field["type"], _text)
+        try:
+            return check(field, value)
+        except (ValueError, InvalidOperation):
+            raise record_invalid(
+                field["key"], f"{field['title']}: is invalid", "InvalidValue"
+            ) from None
+
+
+def _text(_field: Mapping[str, Any], value: Any) -> Any:
+    return str(value)
+
+
+def _checkbox(_field: Mapping[str, Any], value: Any) -> Any:
+    if not isinstance(value, bool):
+        raise ValueError("not a boolean")
+    return value
+
+
+def _integer(_field: Mapping[str, Any], value: Any) -> Any:
+    if isinstance(value, bool) or not re.fullmatch(r"-?\d+", str(value).strip()):
+        raise ValueError("not an integer")
+    return int(value)
+
+
+def _decimal(_field: Mapping[str, Any], value: Any) -> Any:
+    Decimal(str(value))
+    return value
+
+
+def _date(_field: Mapping[str, Any], value: Any) -> Any:
+    return date.fromisoformat(str(value)[:10]).isoformat()
+
+
+def _regexp(field: Mapping[str, Any], value: Any) -> Any:
+    pattern = field.get("regexp_for_validation")
+    if pattern and not re.fullmatch(str(pattern), str(value)):
+        raise ValueError("does not match")
+    return str(value)
+
+
+_CHECKS: dict[str, Callable[[Mapping[str, Any], Any], Any]] = {
+    "checkbox": _checkbox,
+    "integer": _integer,
+    "decimal": _decimal,
+    "date": _date,
+    "regexp": _regexp,
+}

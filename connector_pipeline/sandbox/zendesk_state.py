@@ -1,15 +1,17 @@
 """What the sandbox Zendesk holds and the rules it enforces, apart from HTTP.
 
 Organizations (unique trimmed case-insensitive names, unique case-insensitive external ids,
-ids above 2**32), bulk jobs that move queued -> working -> completed after a delay and are
-applied in submission order when they complete, tickets with the real field set and a
-`generated_timestamp`, the incremental-export cursor, and request/write counters. All of it
-is guarded by one lock: FastAPI runs sync handlers in a thread pool.
+ids above 2**32, organization field values checked by `zendesk_org_fields`), the bulk
+jobs that write them (queued in `zendesk_jobs`), tickets with the real field set and a
+`generated_timestamp`, the incremental exports, and request/write counters (limits in
+`zendesk_rate`). All of it is guarded by one lock: FastAPI runs sync handlers in a thread
+pool.
 """
 
 from __future__ import annotations
 
 import base64
+import calendar
 import random
 import threading
 import time
@@ -33,6 +35,7 @@ from connector_pipeline.sandbox.zendesk_rate import RateLimiter, max_in_window
 
 FIRST_ORGANIZATION_ID = 6_100_000_000_000
 FIRST_USER_ID = 6_130_000_000_000
+FIRST_EVENT_ID = 6_164_039_218_714
 BRAND_ID = 6_130_830_354_842
 TICKET_FORM_ID = 6_130_830_344_474
 CUSTOM_STATUS_IDS = {
@@ -128,8 +131,12 @@ class ZendeskSandboxConfig:
         return cls(plan_limit_per_minute=settings.ZENDESK_PLAN_LIMITS[plan], **overrides)
 
 
-def iso(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+def iso(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def epoch(stamp: str) -> int:
+    return calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
 
 
 def encode_cursor(position: float, ticket_id: int) -> str:
@@ -169,6 +176,7 @@ class SandboxState:
             self.tickets: dict[int, dict[str, Any]] = {}
             self.positions: dict[int, float] = {}
             self.next_ticket_id = 1
+            self.last_event_id = FIRST_EVENT_ID
             self.last_position = 0.0
             self.organization_fields = OrganizationFields(self.lock, self.clock, self.url)
             self.job_queue = JobQueue(self.lock, self.clock, self.url, self.random)
@@ -382,6 +390,37 @@ class SandboxState:
                 org_id = self.org_by_name.get(self._name_key(name))
             return [dict(self.organizations[org_id])] if org_id is not None else []
 
+    def organization_count(self) -> dict[str, Any]:
+        with self.lock:
+            self.advance_jobs()
+            return {"value": len(self.organizations), "refreshed_at": iso(self.clock())}
+
+    def export_organizations(self, *, start_time: int, per_page: int, base: str) -> dict:
+        """Time-based incremental export of organizations, ordered by `updated_at`; like
+        the ticket export, a page ends on a whole second."""
+        with self.lock:
+            self.advance_jobs()
+            ordered = sorted(
+                (epoch(org["updated_at"]), org_id)
+                for org_id, org in self.organizations.items()
+                if epoch(org["updated_at"]) >= start_time
+            )
+            page = ordered[:per_page]
+            if page:
+                last_stamp = page[-1][0]
+                page = [entry for entry in ordered if entry[0] <= last_stamp]
+                end_time = last_stamp + 1
+            else:
+                end_time = start_time
+            return {
+                "organizations": [dict(self.organizations[org_id]) for _, org_id in page],
+                "count": len(page),
+                "end_of_stream": len(page) == len(ordered),
+                "next_page": f"{base}incremental/organizations.json"
+                f"?per_page={per_page}&start_time={end_time}",
+                "end_time": end_time,
+            }
+
     def organization_list(self) -> list[dict[str, Any]]:
         with self.lock:
             self.advance_jobs()
@@ -566,6 +605,13 @@ class SandboxState:
             raise record_invalid("type", f"Type: {kind} is not valid", "InvalidValue")
 
     def create_ticket(self, fields: Mapping[str, Any], *, scenario: bool) -> dict[str, Any]:
+        body = comment_body(fields)
+        if body is not None:
+            # The first comment is the description (Zendesk: "use comment to set the
+            # description"; fixture ticket_create_201_with_audit.json).
+            fields = {**fields, "description": body}
+        elif not scenario and not str(fields.get("description") or "").strip():
+            raise record_invalid("description", "Description: cannot be blank", "BlankValue")
         with self.lock:
             self._validate_ticket(fields)
             ticket = self.new_ticket(fields)
@@ -577,6 +623,12 @@ class SandboxState:
     def update_ticket(
         self, ticket_id: int, fields: Mapping[str, Any], *, scenario: bool
     ) -> dict[str, Any]:
+        return self.update_ticket_changes(ticket_id, fields, scenario=scenario)[0]
+
+    def update_ticket_changes(
+        self, ticket_id: int, fields: Mapping[str, Any], *, scenario: bool
+    ) -> tuple[dict[str, Any], list[Change]]:
+        """The ticket after the update, and each (field, previous, current) that changed."""
         with self.lock:
             ticket = self.tickets.get(ticket_id)
             if ticket is None or ticket["status"] == "deleted":
@@ -598,7 +650,12 @@ class SandboxState:
             changed = [(k, v, ticket.get(k)) for k, v in previous.items() if v != ticket.get(k)]
         if changed:
             self._emit("updated", snapshot, changed)
-        return snapshot
+        return snapshot, changed
+
+    def next_event_id(self) -> int:
+        with self.lock:
+            self.last_event_id += 128
+            return self.last_event_id
 
     def delete_ticket(self, ticket_id: int) -> dict[str, Any]:
         """Soft delete, scrubbed as the real service does: the export keeps reporting it."""
@@ -637,7 +694,7 @@ class SandboxState:
             return [dict(self.tickets[k]) for k in sorted(self.tickets)]
 
     def export_cursor(
-        self, *, start_time: int | None, cursor: str | None, per_page: int
+        self, *, start_time: int | None, cursor: str | None, per_page: int, base: str
     ) -> dict[str, Any]:
         with self.lock:
             after = decode_cursor(cursor) if cursor else (float(start_time or 0), 0)
@@ -656,15 +713,15 @@ class SandboxState:
                 tickets.append(ticket)
             return {
                 "tickets": tickets,
-                "after_url": self.url("incremental/tickets/cursor")
-                + f"?cursor={after_cursor.replace('=', '%3D')}",
+                "after_url": f"{base}incremental/tickets/cursor.json"
+                f"?cursor={after_cursor.replace('=', '%3D')}",
                 "before_url": None,
                 "after_cursor": after_cursor,
                 "before_cursor": None,
                 "end_of_stream": len(ordered) <= per_page,
             }
 
-    def export_time_based(self, *, start_time: int, per_page: int) -> dict[str, Any]:
+    def export_time_based(self, *, start_time: int, per_page: int, base: str) -> dict[str, Any]:
         """Whole seconds: a page always ends on a complete `generated_timestamp`, so it can
         hold more than `per_page` tickets (seen live: per_page=1 gave 7)."""
         with self.lock:
@@ -685,10 +742,18 @@ class SandboxState:
                 "tickets": [dict(self.tickets[ticket_id]) for _, ticket_id in page],
                 "count": len(page),
                 "end_of_stream": len(page) == len(ordered),
-                "next_page": self.url("incremental/tickets")
-                + f"?per_page={per_page}&start_time={end_time}",
+                "next_page": f"{base}incremental/tickets.json"
+                f"?per_page={per_page}&start_time={end_time}",
                 "end_time": end_time,
             }
+
+
+def comment_body(fields: Mapping[str, Any]) -> str | None:
+    comment = fields.get("comment")
+    if isinstance(comment, Mapping):
+        body = comment.get("body") or comment.get("html_body")
+        return None if body is None else str(body)
+    return None
 
 
 def _bulk_failure(index: int, org_id: Any, exc: SandboxInvalid, error: str) -> dict[str, Any]:

@@ -62,6 +62,7 @@ FIELD_EVENTS = {
     "description": "ticket.description_changed",
     "due_at": "ticket.task_due_at_changed",
 }
+SUBSCRIBED_EVENTS = ("ticket.created", *FIELD_EVENTS.values(), "ticket.soft_deleted")
 _ENUM_FIELDS = ("status", "priority", "type")
 _ID_FIELDS = ("organization_id", "requester_id", "submitter_id", "assignee_id", "group_id")
 

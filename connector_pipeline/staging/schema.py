@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Date,
     Index,
     Integer,
     LargeBinary,
@@ -154,4 +155,62 @@ intacct_hints = Table(
     Column("received_at", UTCDateTime, nullable=False),
     Column("consumed_at", UTCDateTime, nullable=True),
     Index(None, "consumed_at", "received_at"),
+)
+
+# Intacct bills (APBILL) and, for customers, invoices (ARINVOICE), as last read: whatever
+# their state, so a bill that is paid or reversed stops counting as open.
+intacct_open_items = Table(
+    "intacct_open_items",
+    metadata,
+    Column("source_object", String(32), primary_key=True),  # APBILL | ARINVOICE
+    Column("record_no", BigInteger, primary_key=True),
+    Column("party_id", String(128), nullable=False),  # VENDORID / CUSTOMERID
+    Column("state", String(64), nullable=False),
+    Column("when_due", Date, nullable=True),
+    Column("total_due", String(40), nullable=False),  # decimal text, exact on both ledgers
+    Column("currency", String(16), nullable=False),
+    Column("when_modified", UTCDateTime, nullable=True),
+    Column("staged_at", UTCDateTime, nullable=False),
+    Index(None, "source_object", "party_id"),
+)
+
+# Intacct payments (APPYMT / ARPYMT), as last read: they give the last payment date.
+intacct_payments = Table(
+    "intacct_payments",
+    metadata,
+    Column("source_object", String(32), primary_key=True),  # APPYMT | ARPYMT
+    Column("record_no", BigInteger, primary_key=True),
+    Column("party_id", String(128), nullable=False),
+    Column("state", String(64), nullable=False),
+    Column("paid_on", Date, nullable=True),
+    Column("amount", String(40), nullable=False),
+    Column("when_modified", UTCDateTime, nullable=True),
+    Column("staged_at", UTCDateTime, nullable=False),
+    Index(None, "source_object", "party_id"),
+)
+
+# The standing last written to each organization: the hash of the organization_fields
+# that write carried. What to write next is decided by comparing it with the fields
+# computed now, never by comparing the clocks of different runs.
+standing_links = Table(
+    "standing_links",
+    metadata,
+    Column("external_id", String(160), primary_key=True),  # lower-cased, as vendor_org_links
+    Column("organization_id", BigInteger, nullable=True),
+    Column("written_hash", String(64), nullable=True),
+    Column("written_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+)
+
+# Credentials a service refused (DESIGN.md decision 12): while a row is here, scheduled runs
+# and sensors skip, except one attempt per hour, until the credentials change (a different
+# fingerprint) or a run succeeds. The fingerprint is a slow salted hash, never the secret.
+credential_failures = Table(
+    "credential_failures",
+    metadata,
+    Column("system", String(16), primary_key=True),  # intacct | zendesk
+    Column("fingerprint", String(128), nullable=False),
+    Column("message", Text, nullable=False),  # one line naming the variable to fix
+    Column("failed_at", UTCDateTime, nullable=False),
+    Column("last_attempt_at", UTCDateTime, nullable=False),
 )

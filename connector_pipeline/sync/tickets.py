@@ -8,6 +8,7 @@ written, and written on a later run once the link exists.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -86,6 +87,11 @@ DEFAULT_RECORD_FIELDS: dict[str, str] = {
     "organization_id": "{organization_id}",
     "zendesk_created_at": "{created_at}",
     "zendesk_updated_at": "{updated_at}",
+    # Support context for collections: where the agent opens the ticket, which group
+    # works it, and what the requester said of it.
+    "ticket_url": "{agent_url}",
+    "assignee_group_id": "{group_id}",
+    "satisfaction_rating": "{satisfaction_rating.score}",
 }
 # What a deleted ticket still updates: its content is scrubbed by Zendesk, so the record
 # keeps the last real subject and only learns that the ticket is gone.
@@ -121,14 +127,29 @@ class TicketRecordMapping:
         return mapping
 
 
+_API_URL = re.compile(r"^(https?://[^/]+)/api/v2/tickets/(\d+)(?:\.json)?")
+
+
+def agent_url(ticket: Mapping[str, Any]) -> str:
+    """The ticket in the agent workspace (`https://SUB.zendesk.com/agent/tickets/ID`), made
+    from the API `url` the ticket carries, so it names the account's own host."""
+    match = _API_URL.match(str(ticket.get("url") or ""))
+    return f"{match.group(1)}/agent/tickets/{match.group(2)}" if match else ""
+
+
 def map_ticket(
     ticket: Mapping[str, Any], vendor_record_no: int, mapping: TicketRecordMapping
 ) -> dict[str, Any]:
-    """The Intacct record for a staged ticket (its raw payload)."""
+    """The Intacct record for a staged ticket (its raw payload). Templates may use the
+    ticket's fields (dotted paths reach nested ones: `{satisfaction_rating.score}`) and
+    `{agent_url}`."""
     deleted = str(ticket.get("status", "")).lower() == DELETED
     names = DELETED_RECORD_FIELDS if deleted else tuple(mapping.fields)
+    extra = {"agent_url": agent_url(ticket)}
     record = {
-        name: render(mapping.fields[name], ticket) for name in names if name in mapping.fields
+        name: render(mapping.fields[name], ticket, extra)
+        for name in names
+        if name in mapping.fields
     }
     record[mapping.ticket_id_field] = str(int(ticket["id"]))
     record[mapping.relationship_field] = str(vendor_record_no)

@@ -33,6 +33,10 @@ _COMMON_FIELDS = (
     "TERMNAME",
     "TOTALDUE",
     "ONHOLD",
+    # Standing (sync/standing.py) takes hold, credit limit and currency from the party's
+    # own record: editing them is a change to the vendor, so they move its WHENMODIFIED.
+    "CREDITLIMIT",
+    "CURRENCY",
     "DISPLAYCONTACT.EMAIL1",
     "DISPLAYCONTACT.PHONE1",
     "DISPLAYCONTACT.MAILADDRESS.ADDRESS1",

@@ -5,13 +5,16 @@ from connector_pipeline.zendesk.client import TicketExportPage, ZendeskClient, p
 from connector_pipeline.zendesk.errors import (
     ZendeskAuthError,
     ZendeskConflict,
+    ZendeskDeadlineExceeded,
     ZendeskError,
     ZendeskInvalid,
     ZendeskNotFound,
     ZendeskRateLimited,
+    ZendeskRetryAfterTooLong,
     ZendeskServerError,
     ZendeskTooManyJobs,
     ZendeskTransportError,
+    ZendeskUnexpectedResponse,
     parse_error,
 )
 from connector_pipeline.zendesk.jobs import BulkItemResult, JobStatus
@@ -23,13 +26,16 @@ __all__ = [
     "ZendeskAuthError",
     "ZendeskClient",
     "ZendeskConflict",
+    "ZendeskDeadlineExceeded",
     "ZendeskError",
     "ZendeskInvalid",
     "ZendeskNotFound",
     "ZendeskRateLimited",
+    "ZendeskRetryAfterTooLong",
     "ZendeskServerError",
     "ZendeskTooManyJobs",
     "ZendeskTransportError",
+    "ZendeskUnexpectedResponse",
     "parse_error",
     "parse_export_page",
 ]

@@ -11,6 +11,7 @@ would overrun the budget re-raises the last error (for 429: `ZendeskRateLimited`
 from __future__ import annotations
 
 import base64
+import json as jsonlib
 import logging
 import os
 import random
@@ -33,11 +34,23 @@ from tenacity import (
 )
 
 from connector_pipeline import settings
+from connector_pipeline.guarded_http import (
+    ACCEPT_ENCODING,
+    BodyTooLarge,
+    DeadlineExceeded,
+    UnsupportedEncoding,
+    deadline_transport,
+    read_capped,
+    request_deadline,
+)
+from connector_pipeline.zendesk.config import account_root, base_url_root, subdomain_root
 from connector_pipeline.zendesk.errors import (
+    ZendeskDeadlineExceeded,
     ZendeskError,
     ZendeskRateLimited,
     ZendeskServerError,
     ZendeskTransportError,
+    ZendeskUnexpectedResponse,
     parse_error,
 )
 from connector_pipeline.zendesk.jobs import BulkItemResult, JobStatus
@@ -82,6 +95,10 @@ def endpoint_key(method: str, path: str) -> str:
     return f"{method.upper()} {_NUMERIC_SEGMENT.sub('/{id}', path)}"
 
 
+def truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -104,6 +121,8 @@ class ZendeskClient:
         api_token: str | None = None,
         oauth_token: str | None = None,
         timeout_s: float = settings.ZENDESK_TIMEOUT_S,
+        request_deadline_s: float = settings.ZENDESK_REQUEST_DEADLINE_S,
+        max_response_bytes: int = settings.ZENDESK_MAX_RESPONSE_BYTES,
         retry_budget_s: float = settings.ZENDESK_RETRY_BUDGET_S,
         max_attempts: int = 10,
         default_retry_after_s: float = settings.ZENDESK_DEFAULT_RETRY_AFTER_S,
@@ -122,11 +141,11 @@ class ZendeskClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if base_url:
-            root = base_url.rstrip("/")
-            if root.endswith(API):
-                root = root[: -len(API)]
+            # Code that passes a base URL chose it; the environment's is checked in
+            # `from_env` and by the Dagster resource (https unless the sandbox flag is set).
+            root = base_url_root(base_url, allow_custom=True)
         elif subdomain:
-            root = f"https://{subdomain}.zendesk.com"
+            root = subdomain_root(subdomain)
         else:
             raise ValueError("ZendeskClient needs base_url or subdomain")
         if oauth_token:
@@ -137,6 +156,8 @@ class ZendeskClient:
         else:
             raise ValueError("ZendeskClient needs email + api_token, or oauth_token")
         self.base_url = root
+        self.request_deadline_s = request_deadline_s
+        self.max_response_bytes = max_response_bytes
         self.retry_budget_s = retry_budget_s
         self.max_attempts = max_attempts
         self.default_retry_after_s = default_retry_after_s
@@ -157,23 +178,32 @@ class ZendeskClient:
             headers={
                 "Authorization": authorization,
                 "Accept": "application/json",
+                # Only what `read_capped` inflates under its cap.
+                "Accept-Encoding": ACCEPT_ENCODING,
                 "User-Agent": user_agent,
             },
+            transport=deadline_transport(),
+            # A redirect is an answer to report, never to follow with our credentials.
+            follow_redirects=False,
         )
         self._lock = threading.Lock()
         self._calls: Counter[str] = Counter()
         self.http_calls = 0
         self.retries = 0
         self.paced_s = 0.0
-        self.last_rate_limit: RateLimitInfo | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **kwargs: Any) -> ZendeskClient:
         """Built from `ZENDESK_BASE_URL` or `ZENDESK_SUBDOMAIN`, and `ZENDESK_EMAIL` +
-        `ZENDESK_API_TOKEN` or `ZENDESK_OAUTH_TOKEN`."""
+        `ZENDESK_API_TOKEN` or `ZENDESK_OAUTH_TOKEN`. A base URL must be https unless
+        `ZENDESK_ALLOW_CUSTOM_BASE_URL=1` (the sandbox)."""
+        root = account_root(
+            environ.get(settings.ENV_ZENDESK_BASE_URL) or None,
+            environ.get(settings.ENV_ZENDESK_SUBDOMAIN) or None,
+            allow_custom=truthy(environ.get(settings.ENV_ZENDESK_ALLOW_CUSTOM_BASE_URL)),
+        )
         return cls(
-            base_url=environ.get(settings.ENV_ZENDESK_BASE_URL) or None,
-            subdomain=environ.get(settings.ENV_ZENDESK_SUBDOMAIN) or None,
+            base_url=root,
             email=environ.get(settings.ENV_ZENDESK_EMAIL) or None,
             api_token=environ.get(settings.ENV_ZENDESK_API_TOKEN) or None,
             oauth_token=environ.get(settings.ENV_ZENDESK_OAUTH_TOKEN) or None,
@@ -237,33 +267,64 @@ class ZendeskClient:
             self.http_calls += 1
             self._calls[endpoint_key(method, path)] += 1
         try:
-            response = self._http.request(method, path, params=params, json=json)
-            response.read()
-        except httpx.TransportError as exc:
-            raise ZendeskTransportError(
-                f"Zendesk {method} {path}: {type(exc).__name__}: {exc}"
-            ) from exc
+            response, body = self._exchange(method, path, params, json)
         finally:
             if incremental:
                 self._incremental.release()
         info = parse_rate_limit_headers(response.headers)
-        if info is not None:
-            self.last_rate_limit = info
-        if response.status_code >= 400:
-            raise parse_error(response.status_code, response.content, response.headers)
+        if not 200 <= response.status_code < 300:
+            # 3xx included: an unfollowed redirect must never read as an empty success.
+            raise parse_error(response.status_code, body, response.headers)
         data = None
-        if response.status_code != 204 and response.content:
-            try:
-                data = response.json()
-            except ValueError as exc:
-                # A 2xx that is not JSON is a proxy or maintenance page: transient.
-                raise ZendeskServerError(
-                    f"Zendesk {method} {path}: HTTP {response.status_code} with a non-JSON body",
-                    status=response.status_code,
-                ) from exc
+        if response.status_code != 204 and body:
+            data = self._decode(method, path, response.status_code, body)
         if info is not None:
             self._pace(info)
         return response, data
+
+    def _exchange(
+        self, method: str, path: str, params: Mapping[str, Any] | None, json: Any
+    ) -> tuple[httpx.Response, bytes]:
+        """One HTTP exchange within the overall deadline; the body read under the size cap."""
+        what = f"Zendesk {method} {path}"
+        with request_deadline(self.request_deadline_s) as deadline:
+            try:
+                request = self._http.build_request(method, path, params=params, json=json)
+                response = self._http.send(request, stream=True)
+                try:
+                    return response, read_capped(response, self.max_response_bytes)
+                finally:
+                    response.close()
+            except DeadlineExceeded:
+                raise ZendeskDeadlineExceeded(
+                    f"{what}: no complete answer within {self.request_deadline_s:g} s"
+                ) from None
+            except httpx.TimeoutException as exc:
+                if time.monotonic() >= deadline:
+                    raise ZendeskDeadlineExceeded(
+                        f"{what}: no complete answer within {self.request_deadline_s:g} s"
+                    ) from None
+                raise ZendeskTransportError(f"{what}: {type(exc).__name__}: {exc}") from exc
+            except httpx.TransportError as exc:
+                raise ZendeskTransportError(f"{what}: {type(exc).__name__}: {exc}") from exc
+            except (BodyTooLarge, UnsupportedEncoding) as exc:
+                raise ZendeskUnexpectedResponse(f"{what}: {exc}") from None
+
+    @staticmethod
+    def _decode(method: str, path: str, status: int, body: bytes) -> Any:
+        try:
+            return jsonlib.loads(body)
+        except RecursionError:
+            raise ZendeskUnexpectedResponse(
+                f"Zendesk {method} {path}: HTTP {status} with JSON nested too deeply to read",
+                status=status,
+            ) from None
+        except ValueError as exc:
+            # A 2xx that is not JSON is a proxy or maintenance page: transient.
+            raise ZendeskServerError(
+                f"Zendesk {method} {path}: HTTP {status} with a non-JSON body",
+                status=status,
+            ) from exc
 
     def _json(
         self,
@@ -351,6 +412,12 @@ class ZendeskClient:
         params = {"external_id": external_id} if external_id is not None else {"name": name}
         data = self._json("GET", f"{API}/organizations/search.json", params=params)
         return list(data.get("organizations") or [])
+
+    def create_organization_field(self, field: Mapping[str, Any]) -> dict[str, Any]:
+        data = self._json(
+            "POST", f"{API}/organization_fields.json", json={"organization_field": dict(field)}
+        )
+        return dict(data["organization_field"])
 
     def create_organization(self, organization: Mapping[str, Any]) -> dict[str, Any]:
         data = self._json(
@@ -462,10 +529,31 @@ class ZendeskClient:
                 return
             params = {"page[size]": page_size, "page[after]": meta["after_cursor"]}
 
-    # --- job statuses ---
+    # --- account: who we are, what is configured (read-only, for `ml-connector check`) ---
 
-    def show_job_status(self, job_id: str) -> JobStatus:
-        return JobStatus.from_api(self._json("GET", f"{API}/job_statuses/{job_id}.json"))
+    def show_me(self) -> dict[str, Any]:
+        """The authenticated user (`users/me`): its `role` says what the connector may do.
+        Zendesk answers an anonymous user (no id) to requests it could not authenticate."""
+        return dict(self._json("GET", f"{API}/users/me.json").get("user") or {})
+
+    def list_organization_fields(self) -> list[dict[str, Any]]:
+        """Every organization field definition (offset pages: the endpoint has no cursor)."""
+        fields: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"per_page": settings.ZENDESK_PAGE_SIZE, "page": 1}
+        while True:
+            data = self._json("GET", f"{API}/organization_fields.json", params=params)
+            fields.extend(data.get("organization_fields") or [])
+            if not data.get("next_page"):
+                return fields
+            params = {**params, "page": params["page"] + 1}
+
+    def list_webhooks(self) -> list[dict[str, Any]]:
+        """Every webhook of the account (admin only). The list's paging is UNCONFIRMED in
+        reference/zendesk-api.md (6.2 documents only the per-webhook calls); it is read like
+        the invocations list there: cursor `meta.has_more` / `meta.after_cursor`."""
+        return list(self._iter_cursor_pages("webhooks", settings.ZENDESK_PAGE_SIZE))
+
+    # --- job statuses ---
 
     def show_many_job_statuses(self, job_ids: Sequence[str]) -> list[JobStatus]:
         statuses: list[JobStatus] = []

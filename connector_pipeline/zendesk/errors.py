@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from connector_pipeline import guarded_http, settings
+
 
 class ZendeskError(Exception):
     """Any failed Zendesk call. `retryable` says whether repeating the same request may
@@ -64,6 +66,13 @@ class ZendeskRateLimited(ZendeskError):
         super().__init__(message, retry_after=retry_after, **kwargs)
 
 
+class ZendeskRetryAfterTooLong(ZendeskRateLimited):
+    """429 with a `Retry-After` beyond `settings.RETRY_AFTER_MAX_S` (`inf`, 999999, a
+    far-future date): not waited for by the client nor by a Dagster step retry."""
+
+    retryable = False
+
+
 class ZendeskTooManyJobs(ZendeskRateLimited):
     """More than 30 bulk jobs queued or running."""
 
@@ -82,6 +91,16 @@ class ZendeskServerError(ZendeskError):
 
 class ZendeskTransportError(ZendeskServerError):
     """No HTTP answer at all (connection refused or reset, timeout)."""
+
+
+class ZendeskDeadlineExceeded(ZendeskTransportError):
+    """The answer did not arrive in full within the request's overall deadline."""
+
+
+class ZendeskUnexpectedResponse(ZendeskError):
+    """An answer the client cannot take as success or as a Zendesk error: a redirect or
+    other unexpected status, an oversized body, an unknown encoding, JSON nested too deeply.
+    Not retried: the same request would get the same answer."""
 
 
 _AUTH_HINTS = {
@@ -124,14 +143,9 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """`Retry-After` in seconds (Zendesk sends an integer; an HTTP date is not expected)."""
-    raw = _header(headers, "Retry-After")
-    if raw is None:
-        return None
-    try:
-        return max(0.0, float(raw.strip()))
-    except ValueError:
-        return None
+    """`Retry-After` in seconds, clamped below (see `guarded_http.parse_retry_after`;
+    Zendesk sends an integer, but a date or garbage must not break the client)."""
+    return guarded_http.parse_retry_after(_header(headers, "Retry-After"))
 
 
 def _text_of(value: Any) -> str | None:
@@ -177,7 +191,7 @@ def _envelope(body: bytes) -> _Envelope:
         return _Envelope(None, None, None)
     try:
         parsed = _from_json(json.loads(stripped))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         parsed = None
     if parsed is not None:
         return parsed
@@ -189,20 +203,25 @@ def _envelope(body: bytes) -> _Envelope:
     return _Envelope(None, stripped.decode("utf-8", "replace")[:1000], None)
 
 
-def _class_for(status: int, envelope: _Envelope) -> type[ZendeskError]:
+def _class_for(status: int, envelope: _Envelope, retry_after: float | None) -> type[ZendeskError]:
+    if status == 429 and retry_after is not None and retry_after > settings.RETRY_AFTER_MAX_S:
+        return ZendeskRetryAfterTooLong
     if envelope.error == "TooManyJobs":
         return ZendeskTooManyJobs
     if status in _STATUS_CLASSES:
         return _STATUS_CLASSES[status]
     if status >= 500:
         return ZendeskServerError
+    if status < 400:
+        return ZendeskUnexpectedResponse
     return ZendeskError
 
 
 def parse_error(status: int, body: bytes, headers: Mapping[str, str]) -> ZendeskError:
     """The exception for a non-2xx answer, whatever shape its body has."""
     envelope = _envelope(body)
-    cls = _class_for(status, envelope)
+    retry_after = parse_retry_after(headers)
+    cls = _class_for(status, envelope, retry_after)
     request_id = _header(headers, "X-Zendesk-Request-Id") or _header(headers, "X-Request-Id")
     parts = [f"Zendesk HTTP {status}"]
     if envelope.error:
@@ -212,6 +231,14 @@ def parse_error(status: int, body: bytes, headers: Mapping[str, str]) -> Zendesk
     message = ": ".join(parts)
     if status in _AUTH_HINTS:
         message = f"{message} ({_AUTH_HINTS[status]})"
+    if 300 <= status < 400:
+        location = _header(headers, "Location") or "nowhere"
+        message = (
+            f"{message}: unexpected redirect to {location} (check ZENDESK_SUBDOMAIN or "
+            "ZENDESK_BASE_URL: the API answers without redirects)"
+        )
+    if cls is ZendeskRetryAfterTooLong:
+        message = f"{message}: Zendesk asked to wait {retry_after:g} s, longer than allowed"
     if request_id:
         message = f"{message} [request id {request_id}]"
     return cls(
@@ -221,7 +248,7 @@ def parse_error(status: int, body: bytes, headers: Mapping[str, str]) -> Zendesk
         description=envelope.description,
         details=envelope.details,
         request_id=request_id,
-        retry_after=parse_retry_after(headers),
+        retry_after=retry_after,
     )
 
 

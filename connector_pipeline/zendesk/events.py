@@ -107,9 +107,20 @@ def parse_webhook_payload(body: bytes) -> WebhookEvent:
     body that is not UTF-8 JSON, or JSON of neither supported shape."""
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError) as exc:
+        # ValueError covers JSONDecodeError and integers past Python's digit limit.
         raise WebhookPayloadError(f"body is not UTF-8 JSON: {exc}") from exc
-    return parse_webhook_data(data)
+    except RecursionError:
+        # json's C scanner recurses per nesting level; a hostile body must get a 400.
+        raise WebhookPayloadError("body is JSON nested too deeply") from None
+    try:
+        return parse_webhook_data(data)
+    except WebhookPayloadError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
+        # A field of the wrong type deep in an otherwise known shape: still the sender's
+        # mistake (400), never a crash (500).
+        raise WebhookPayloadError(f"payload field of an unexpected type: {exc!r}") from None
 
 
 def parse_webhook_data(data: Any) -> WebhookEvent:

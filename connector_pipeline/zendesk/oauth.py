@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 
 from connector_pipeline import settings
+from connector_pipeline.zendesk.config import subdomain_root
 from connector_pipeline.zendesk.errors import ZendeskAuthError, ZendeskError, parse_error
 
 
@@ -49,7 +50,7 @@ def account_url(*, base_url: str | None = None, subdomain: str | None = None) ->
         root = base_url.rstrip("/")
         return root[: -len(settings.ZENDESK_API_PREFIX)] if root.endswith("/api/v2") else root
     if subdomain:
-        return f"https://{subdomain}.zendesk.com"
+        return subdomain_root(subdomain)
     raise ValueError("need ZENDESK_BASE_URL or ZENDESK_SUBDOMAIN")
 
 

@@ -130,7 +130,13 @@ def exchange(redirected_url: str | None, code: str | None, client_secret: str | 
 
 @oauth_group.command("refresh")
 @_with_account
-@click.option("--refresh-token", required=True)
+@click.option(
+    "--refresh-token",
+    envvar=settings.ENV_ZENDESK_OAUTH_REFRESH_TOKEN,
+    required=True,
+    help=f"The refresh token (or {settings.ENV_ZENDESK_OAUTH_REFRESH_TOKEN}: keeps it out of "
+    "shell history and the process list).",
+)
 @click.option("--client-secret", envvar=settings.ENV_ZENDESK_OAUTH_CLIENT_SECRET, default=None)
 def refresh(
     base_url: str | None,

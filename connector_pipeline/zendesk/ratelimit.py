@@ -9,6 +9,7 @@ resets=41`. The tightest of everything present wins.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -40,12 +41,17 @@ class RateLimitInfo:
 
 
 def _int(value: str | None) -> int | None:
+    """A non-negative count, or None for anything else (`inf`, NaN, garbage, negatives):
+    a header a proxy mangled must not break a call that succeeded."""
     if value is None:
         return None
     try:
-        return int(float(value.strip()))
+        number = float(value.strip())
     except ValueError:
         return None
+    if not math.isfinite(number) or number < 0:
+        return None
+    return int(number)
 
 
 def parse_structured(value: str) -> dict[str, float]:

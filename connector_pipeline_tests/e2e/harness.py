@@ -26,6 +26,8 @@ from connector_pipeline_tests.support import REPO_ROOT, stop_process
 # Test speed: the incremental-export limit keeps its 10 requests per window, but the
 # window is seconds, not a minute; jobs finish quickly; no one-minute export lag.
 RATE_WINDOW_S = 2.0
+# What a `dagster` child process needs of the machine; everything else it is given.
+_SYSTEM_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "SYSTEMROOT")
 TICKET_OBJECT = "zendesk_ticket"
 
 
@@ -102,8 +104,10 @@ class Pipeline:
 
     def cli_env(self, dagster_home: Path) -> dict[str, str]:
         """The environment a user's `dagster` command would have: this pipeline's sandboxes
-        and ledger, and its own instance folder."""
-        return {**os.environ, **self.env, "DAGSTER_HOME": str(dagster_home)}
+        and ledger, and its own instance folder. Explicit: nothing of the developer's own
+        configuration (real credentials, another ledger, schedule settings) leaks in."""
+        system = {name: os.environ[name] for name in _SYSTEM_ENV if name in os.environ}
+        return {**system, **self.env, "DAGSTER_HOME": str(dagster_home)}
 
     def dagster_cli(
         self, args: Sequence[str], dagster_home: Path, timeout: float = 300

@@ -15,6 +15,7 @@ from connector_pipeline.defs.automation import (
     webhook_events_job,
     webhook_inbox_sensor,
 )
+from connector_pipeline.defs.resources import StagingResource
 from connector_pipeline.defs.tickets import (
     LIVE_CURSOR,
     intacct_ticket_records,
@@ -77,16 +78,22 @@ def test_backfill_of_seven_days_is_one_run_and_keeps_the_live_cursor(
         assert expected and expected <= staged
 
 
-def test_schedules_evaluate() -> None:
+def test_schedules_evaluate(sqlite_url: str) -> None:
     tick = datetime(2026, 11, 24, 10, 15, tzinfo=UTC)
-    request = ticket_poll_schedule(dg.build_schedule_context(scheduled_execution_time=tick))
+    # Schedules read the ledger first: refused credentials pause them (test_credentials).
+    resources = {"staging": StagingResource(database_url=sqlite_url)}
+    with dg.build_schedule_context(scheduled_execution_time=tick, resources=resources) as context:
+        request = ticket_poll_schedule(context)
     assert isinstance(request, dg.RunRequest)
     assert request.partition_key == "2026-11-24"  # today's partition: the live poll
     assert request.run_key == f"ticket-poll-{tick.isoformat()}"
 
-    context = dg.build_schedule_context(scheduled_execution_time=tick)
-    result = vendor_sync_schedule.evaluate_tick(context)
+    with dg.build_schedule_context(scheduled_execution_time=tick, resources=resources) as context:
+        result = vendor_sync_schedule.evaluate_tick(context)
     assert len(result.run_requests or []) == 1
+    # Runs say why they were launched (README: "Finding runs by tag").
+    for run_request in (request, *(result.run_requests or [])):
+        assert run_request.tags["ml-connector/trigger"] == "schedule"
 
 
 def test_webhook_deliveries_become_intacct_records_through_the_sensor(sqlite_url: str) -> None:

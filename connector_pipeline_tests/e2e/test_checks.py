@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import dagster as dg
 from click.testing import CliRunner
 
@@ -46,12 +48,12 @@ def test_checks_pass_after_a_sync_and_catch_what_goes_wrong(sqlite_url: str) -> 
         quarantined = checks["intacct_ticket_records:quarantine_size"]
         assert not quarantined.passed  # tickets of the two unlinked organizations
         assert quarantined.severity == dg.AssetCheckSeverity.WARN
-        unmatched = quarantined.metadata["ticket_unmatched"].value
+        unmatched = cast(int, quarantined.metadata["ticket_unmatched"].value)
         assert unmatched > 0
         assert quarantined.metadata["open"].value == unmatched
         # The failing check names the reason, with example keys, in its table.
         assert "is not linked to an Intacct vendor" in str(quarantined.description)
-        assert "is not linked to an Intacct vendor" in quarantined.metadata["by_reason"].value
+        assert "is not linked to an Intacct vendor" in quarantined.metadata["by_reason"].value  # type: ignore[operator]
 
         # The CLI tells the same story, from the same ledger found the same way.
         env = {settings.ENV_STAGING_DATABASE_URL: sqlite_url}
@@ -78,7 +80,7 @@ def test_checks_pass_after_a_sync_and_catch_what_goes_wrong(sqlite_url: str) -> 
         failed = checks["zendesk_organizations:every_active_vendor_has_one_organization"]
         assert not failed.passed
         assert failed.metadata["missing"].value == 1
-        assert gone["external_id"] in failed.metadata["missing_sample"].value
+        assert gone["external_id"] in failed.metadata["missing_sample"].value  # type: ignore[operator]
 
 
 def test_external_ids_equal_but_for_case_fail_the_organization_check(sqlite_url: str) -> None:

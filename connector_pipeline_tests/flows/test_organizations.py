@@ -113,6 +113,7 @@ def test_dry_run_writes_nothing(store: StagingStore) -> None:
         "would_update": 0,
         "unchanged": 0,
         "drifted": 0,
+        "external_id_collisions": 0,
         "api_calls": 1,
         "dry_run": True,
     }

@@ -18,7 +18,13 @@ from connector_pipeline.intacct import (
     IntacctTransientError,
     IntacctWriteOutcomeUnknown,
 )
-from connector_pipeline.intacct.errors import classify, error_detail
+from connector_pipeline.intacct.errors import (
+    IntacctPermissionError,
+    IntacctSenderAuthError,
+    classify,
+    credential_fix,
+    error_detail,
+)
 
 
 @pytest.mark.parametrize(
@@ -33,11 +39,26 @@ from connector_pipeline.intacct.errors import classify, error_detail
         (
             "authentication",
             ("XL03000006", "Invalid Web Services Authorization", "", ""),
-            IntacctAuthError,
+            IntacctSenderAuthError,
         ),
         (
             "control",
             ("XL03000006", "", "Incorrect Intacct XML Partner ID or password.", ""),
+            IntacctSenderAuthError,
+        ),
+        (
+            "control",
+            (
+                "XMLGW_JPP0002",
+                "Sign-in information is incorrect. Please check your request.",
+                "",
+                "",
+            ),
+            IntacctAuthError,
+        ),
+        (
+            "control",
+            ("XL03000006", "", "test is not a valid transport policy.", ""),
             IntacctControlError,
         ),
         ("control", ("GW-0010", "", "rate limit", ""), IntacctRateLimited),
@@ -53,12 +74,26 @@ from connector_pipeline.intacct.errors import classify, error_detail
         (
             "result",
             ("PL04000005", "", "You do not have permission for API", ""),
-            IntacctResultError,
+            IntacctPermissionError,
         ),
     ],
 )
 def test_classification_table(level: str, detail: tuple[str, ...], expected: type) -> None:
     assert classify(level, [IntacctErrorDetail(*detail)]) is expected
+
+
+def test_sender_failures_are_both_control_and_auth_errors() -> None:
+    assert issubclass(IntacctSenderAuthError, IntacctControlError)
+    assert issubclass(IntacctSenderAuthError, IntacctAuthError)
+    assert not IntacctSenderAuthError("x").retryable
+    sender = credential_fix(IntacctSenderAuthError("x"))
+    user = credential_fix(IntacctAuthError("x"))
+    assert sender is not None and "INTACCT_SENDER_PASSWORD" in sender
+    assert user is not None and "INTACCT_USER_PASSWORD" in user
+    assert credential_fix(IntacctSessionInvalid("x")) is None
+    assert issubclass(IntacctPermissionError, IntacctResultError)
+    assert "INTACCT_USER_ID" in (credential_fix(IntacctPermissionError("x")) or "")
+    assert credential_fix(IntacctControlError("x")) is None
 
 
 def test_retryable_flags() -> None:
@@ -103,19 +138,21 @@ def _interpret(status: int, body: bytes, content_type: str, *, write: bool = Fal
     import httpx
 
     from connector_pipeline.intacct import IntacctClient
+    from connector_pipeline.intacct.client import _Answer
 
     client = IntacctClient(
         sender_id="s", sender_password="p", company_id="c", user_id="u", user_password="pw"
     )
     try:
-        response = httpx.Response(status, content=body, headers={"content-type": content_type})
+        response = _Answer(status, httpx.Headers({"content-type": content_type}), body)
         return client._interpret(response, write=write)
     finally:
         client.close()
 
 
 def test_xml_body_on_401_is_parsed_like_any_answer() -> None:
-    with pytest.raises(IntacctControlError) as info:
+    # "Sign-in information is incorrect" at control level: the user's sign-in failed.
+    with pytest.raises(IntacctAuthError) as info:
         _interpret(401, HTTP401_XML, "text/xml")
     assert info.value.errors[0].errorno == "XMLGW_JPP0002"
     assert info.value.http_status == 401
@@ -147,4 +184,5 @@ def test_http_answers_are_classified(
     if status == 503 and write:
         assert not isinstance(info.value, IntacctWriteOutcomeUnknown)
     if status == 400:
+        assert isinstance(info.value, IntacctError)
         assert not info.value.retryable

@@ -12,11 +12,13 @@ from lxml import etree
 from connector_pipeline.intacct import (
     IntacctAuthError,
     IntacctControlError,
+    IntacctError,
     IntacctResultError,
     IntacctSessionInvalid,
     parse_response,
 )
 from connector_pipeline.intacct import functions as fn
+from connector_pipeline.intacct.errors import IntacctSenderAuthError
 from connector_pipeline.intacct.xml import Function, Login, build_request
 from connector_pipeline_tests.intacct.conftest import RunningSandbox, SandboxFactory
 from connector_pipeline_tests.support import fixtures_dir
@@ -29,7 +31,11 @@ FIXTURES = [
     "create_failure_multiple_errors.xml",
     "create_success_multiple_records.xml",
     "getapisession_success.xml",
+    "inspect_customer_detail_live.xml",
     "legacy_create_returns_key.xml",
+    "lookup_apbill_data_element_live.xml",
+    "lookup_vendor_data_element_live.xml",
+    "readbyquery_and_read_project_live.xml",
     "readbyquery_empty.xml",
     "readbyquery_glaccount_page1.xml",
     "readbyquery_page_with_resultid.xml",
@@ -40,8 +46,9 @@ FIXTURES = [
 RAISES: dict[str, tuple[type[Exception], str, int]] = {
     "auth_failure_bad_login.xml": (IntacctAuthError, "Sign-in information is incorrect", 1),
     "auth_failure_invalid_session.xml": (IntacctSessionInvalid, "Invalid session", 1),
+    # A kind of IntacctControlError (and of IntacctAuthError): the sender was refused.
     "control_failure_bad_sender_credentials.xml": (
-        IntacctControlError,
+        IntacctSenderAuthError,
         "Incorrect Intacct XML Partner ID or password.",
         1,
     ),
@@ -64,6 +71,7 @@ def test_failures_raise_the_right_error(name: str) -> None:
     with pytest.raises(exc_type) as info:
         parse_response(_read(name))
     assert type(info.value) is exc_type
+    assert isinstance(info.value, IntacctError)
     assert len(info.value.errors) == count
     assert text in info.value.errors[0].description2
     assert info.value.errors[0].errorno.startswith("XL0300000")
@@ -225,6 +233,12 @@ def _readmore(sandbox: RunningSandbox) -> bytes:
     return _session_request(sandbox, fn.read_more(result.result_id), session=session)
 
 
+def _inspect_customer(sandbox: RunningSandbox) -> bytes:
+    inspect = etree.Element("inspect", detail="1")
+    etree.SubElement(inspect, "object").text = "CUSTOMER"
+    return _session_request(sandbox, inspect)
+
+
 REQUESTS: dict[str, Callable[[RunningSandbox], bytes]] = {
     "getapisession_success.xml": lambda s: _login_request(s, fn.get_api_session()),
     "auth_failure_bad_login.xml": lambda s: _login_request(
@@ -259,6 +273,18 @@ REQUESTS: dict[str, Callable[[RunningSandbox], bytes]] = {
     "result_aborted_transaction.xml": lambda s: _session_request(
         s, fn.read_by_query("VENDOR9", [], "", 10), transaction=True
     ),
+    # Second batch (SOURCES.md): the two lookups keep only <data>; the project capture is
+    # readByQuery then read in one operation.
+    "lookup_vendor_data_element_live.xml": lambda s: _session_request(s, fn.lookup("VENDOR")),
+    "lookup_apbill_data_element_live.xml": lambda s: _session_request(
+        s, fn.lookup(s.config.ticket_object)
+    ),
+    "inspect_customer_detail_live.xml": _inspect_customer,
+    "readbyquery_and_read_project_live.xml": lambda s: _session_request(
+        s,
+        fn.read_by_query("VENDOR", ["RECORDNO", "VENDORID", "NAME"], "", 2),
+        fn.read("VENDOR", [101, 102], ["RECORDNO", "VENDORID", "NAME"]),
+    ),
 }
 
 
@@ -268,12 +294,18 @@ def test_every_fixture_has_a_sandbox_request() -> None:
 
 @pytest.mark.parametrize("name", sorted(REQUESTS))
 def test_sandbox_answer_has_the_fixture_structure(name: str, start_sandbox: SandboxFactory) -> None:
-    expected = _paths(etree.fromstring(_read(name)))
-    sandbox = start_sandbox(seed_vendors=5)
+    recorded = etree.fromstring(_read(name))
+    expected = _paths(recorded)
+    sandbox = start_sandbox(seed_vendors=5, seed_customers=2)
     answer = sandbox.raw(REQUESTS[name](sandbox))
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("application/xml")
-    actual = _paths(etree.fromstring(answer.content))
+    answered = etree.fromstring(answer.content)
+    if recorded.tag == "data":  # recordings that kept only <data> (SOURCES.md, note 1)
+        data = answered.find("operation/result/data")
+        assert data is not None
+        answered = data
+    actual = _paths(answered)
     assert expected - OPTIONAL <= actual, sorted(expected - actual)
     assert actual - expected <= OPTIONAL, sorted(actual - expected)
 

@@ -3,8 +3,8 @@ credential failures and endpoint checks."""
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,6 +12,7 @@ from connector_pipeline.intacct import (
     IntacctAuthError,
     IntacctClient,
     IntacctControlError,
+    IntacctResponseError,
     IntacctSessionInvalid,
 )
 from connector_pipeline.intacct.session import check_endpoint
@@ -39,25 +40,55 @@ def test_one_getapisession_for_a_hundred_calls_across_threads(gateway: RunningSa
     assert stats["rejected_concurrent"] == 0
 
 
+class Clock:
+    """One "now" for the client and the sandbox gateway, moved by the test: a session
+    ages without waiting for it."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
 def test_session_is_renewed_before_expiry_without_a_failed_call(
     start_sandbox: SandboxFactory,
 ) -> None:
     sandbox = start_sandbox(seed_vendors=3, session_timeout_s=2.0)
-    with sandbox.client(session_margin_s=1.0) as client:
+    clock = Clock()
+    sandbox.sandbox.gateway.clock = clock  # the gateway's own clock seam
+    with sandbox.client(session_margin_s=1.0, clock=clock) as client:
         client.query("VENDOR", FIELDS)
         # Sliding timeout: calls inside the window keep the same session.
         client.query("VENDOR", FIELDS)
         assert client.sessions_opened == 1
-        time.sleep(1.3)  # within 1 s of the projected timeout: renew first
+        clock.advance(1.3)  # within 1 s of the projected timeout: renew first
         client.query("VENDOR", FIELDS)
         assert client.sessions_opened == 2
-        time.sleep(2.5)  # past the timeout: the gateway would refuse the old session
+        clock.advance(2.5)  # past the timeout: the gateway would refuse the old session
         client.query("VENDOR", FIELDS)
         assert client.sessions_opened == 3
     stats = sandbox.get("stats")
     # Every call succeeded the first time: no invalid-session answer was ever produced.
     assert stats["requests"] == client.http_calls
     assert stats["functions"]["query"] == 4
+
+
+def test_a_session_is_renewed_after_its_maximum_age(start_sandbox: SandboxFactory) -> None:
+    sandbox = start_sandbox(seed_vendors=3, session_timeout_s=3600.0)
+    clock = Clock()
+    sandbox.sandbox.gateway.clock = clock
+    with sandbox.client(session_max_age_s=50 * 60, clock=clock) as client:
+        client.query("VENDOR", FIELDS)
+        clock.advance(49 * 60)
+        client.query("VENDOR", FIELDS)
+        assert client.sessions_opened == 1
+        clock.advance(2 * 60)  # 51 minutes after issue: a new session, still unexpired
+        client.query("VENDOR", FIELDS)
+        assert client.sessions_opened == 2
 
 
 def test_invalid_session_renews_once_and_replays(gateway: RunningSandbox) -> None:
@@ -137,7 +168,7 @@ def test_returned_endpoint_is_checked_too(start_sandbox: SandboxFactory) -> None
     sandbox = start_sandbox()
     client = IntacctClient.from_env(sandbox.env(), backoff_base_s=0.01)
     client._allow_custom = False  # the configured URL passed; the returned one must not
-    with pytest.raises(ValueError, match="refusing Intacct endpoint"):
+    with pytest.raises(IntacctResponseError, match="refusing Intacct endpoint"):
         client.query("VENDOR", FIELDS)
     client.close()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from connector_pipeline import settings
@@ -43,6 +45,7 @@ def test_create_chunks_at_100_and_maps_every_result(gateway: RunningSandbox) -> 
     stored = {str(t["id"]): t for t in gateway.get(f"records/{TICKETS}")}
     assert len(stored) == 250
     for result, record in zip(results, records, strict=True):
+        assert result.key is not None
         assert stored[result.key]["ticket_id"] == record["ticket_id"]
         assert stored[result.key]["RVENDOR"] == record["RVENDOR"]
 
@@ -133,7 +136,7 @@ def test_control_characters_and_all_of_unicode_round_trip(gateway: RunningSandbo
         results = client.create(TICKETS, records)
         assert all(r.ok for r in results)
         back = client.read(TICKETS, [r.key for r in results])
-    by_id = {str(r["id"]): r for r in back}
+    by_id: dict[str | None, dict[str, Any]] = {str(r["id"]): r for r in back}
     for result, text in zip(results, texts, strict=True):
         assert by_id[result.key]["subject"] == sanitize_xml_text(text)
     assert "\x00" not in by_id[results[1].key]["subject"]

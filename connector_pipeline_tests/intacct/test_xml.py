@@ -63,7 +63,7 @@ def test_request_envelope_has_documented_shape() -> None:
         session_id="sess",
     )
     root = etree.fromstring(body)
-    assert [c.tag for c in root.find("control")] == [
+    assert [c.tag for c in _found(root, "control")] == [
         "senderid",
         "password",
         "controlid",
@@ -73,9 +73,9 @@ def test_request_envelope_has_documented_shape() -> None:
     ]
     assert root.findtext("control/dtdversion") == "3.0"
     assert root.findtext("control/includewhitespace") == "false"
-    assert root.find("operation").get("transaction") == "false"
+    assert _found(root, "operation").get("transaction") == "false"
     assert root.findtext("operation/authentication/sessionid") == "sess"
-    function = root.find("operation/content/function")
+    function = _found(root, "operation/content/function")
     assert function.get("controlid") == "f1"
     assert function.findtext("readMore/resultId") == "R<&>"
     assert body.startswith(b"<?xml version='1.0' encoding='UTF-8'?>")
@@ -172,3 +172,9 @@ def test_redaction_masks_secret_elements_in_any_case() -> None:
         assert secret not in text
     assert "Visible" in text
     assert "<TAXID>***</TAXID>" in text
+
+
+def _found(root: etree._Element, path: str) -> etree._Element:
+    element = root.find(path)
+    assert element is not None, f"no {path} in the request"
+    return element

@@ -2,15 +2,39 @@
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from connector_pipeline.staging import InboxEvent, StagingStore
 from connector_pipeline.staging.schema import webhook_inbox
 
 LEASE_S = 0.3
+
+
+class Clock:
+    """The store's "now", moved by the test: a lease runs out without waiting for it."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clocked(ledger_url: str) -> Iterator[tuple[StagingStore, Clock]]:
+    clock = Clock()
+    store = StagingStore.open(ledger_url, clock=clock)
+    try:
+        yield store, clock
+    finally:
+        store.dispose()
 
 
 def _event(n: int, **kw: object) -> InboxEvent:
@@ -79,36 +103,38 @@ def test_claims_are_batches_oldest_first_and_exclusive(store: StagingStore) -> N
 
 def test_max_id_bounds_a_claim(store: StagingStore) -> None:
     ids = [store.append_inbox(_event(n)).id for n in range(5)]
-    assert ids[2] is not None
+    assert ids[0] is not None and ids[2] is not None
     assert [r.id for r in store.claim_inbox(10, max_id=ids[2])] == ids[:3]
     assert store.inbox_pending_ids(after_id=ids[0]) == ids[1:]
     assert store.inbox_pending_ids(limit=2) == ids[:2]
 
 
-def test_expired_claim_becomes_claimable_again(store: StagingStore) -> None:
+def test_expired_claim_becomes_claimable_again(clocked: tuple[StagingStore, Clock]) -> None:
+    store, clock = clocked
     ids = [store.append_inbox(_event(n)).id for n in range(3)]
     claimed = store.claim_inbox(2, lease_seconds=LEASE_S)
     assert [r.id for r in claimed] == ids[:2]
     # Within the lease only the unclaimed row is available.
     assert [r.id for r in store.claim_inbox(10, lease_seconds=LEASE_S)] == ids[2:]
-    time.sleep(LEASE_S * 2)
+    clock.advance(LEASE_S * 2)
     # The first claimer never marked its rows: after the lease they come back, counted.
     reclaimed = store.claim_inbox(10, lease_seconds=60)
     assert [r.id for r in reclaimed] == ids
     assert [r.attempts for r in reclaimed] == [2, 2, 2]
     assert reclaimed[0].claim_token != claimed[0].claim_token
     store.mark_inbox_processed([r.id for r in reclaimed])
-    time.sleep(LEASE_S * 2)
+    clock.advance(LEASE_S * 2)
     assert store.claim_inbox(10, lease_seconds=LEASE_S) == []  # processed rows stay done
 
 
-def test_a_lease_belongs_to_its_claim(store: StagingStore) -> None:
+def test_a_lease_belongs_to_its_claim(clocked: tuple[StagingStore, Clock]) -> None:
+    store, clock = clocked
     ids = [store.append_inbox(_event(n)).id for n in range(2)]
     held = store.claim_inbox(1, lease_seconds=60)
-    time.sleep(LEASE_S * 2)
+    clock.advance(LEASE_S * 2)
     # A claimer with a short lease of its own cannot take a row held under a long one.
     assert [r.id for r in store.claim_inbox(10, lease_seconds=LEASE_S)] == ids[1:]
-    time.sleep(LEASE_S * 2)
+    clock.advance(LEASE_S * 2)
     assert [r.id for r in store.claim_inbox(10, lease_seconds=LEASE_S)] == ids[1:]
     assert held[0].id == ids[0]
 
@@ -124,6 +150,7 @@ def test_release_makes_rows_claimable_with_their_error(store: StagingStore) -> N
     }
     again = store.claim_inbox(10)  # long lease: only released rows come back
     assert [(r.id, r.attempts) for r in again] == [(ids[0], 2), (ids[1], 2)]
+    assert ids[2] is not None
     store.mark_inbox_processed([r.id for r in again] + [ids[2]])
     assert _errors(store) == dict.fromkeys(ids)  # processing clears the error
     assert store.inbox_stats()["pending"] == 0
@@ -135,10 +162,13 @@ def test_release_truncates_long_errors(store: StagingStore) -> None:
     assert len(_errors(store)[appended.id or 0] or "") == 2000
 
 
-def test_a_drain_whose_lease_ran_out_cannot_release_the_next_claim(store: StagingStore) -> None:
+def test_a_drain_whose_lease_ran_out_cannot_release_the_next_claim(
+    clocked: tuple[StagingStore, Clock],
+) -> None:
+    store, clock = clocked
     ids = [store.append_inbox(_event(n)).id for n in range(2)]
     slow = store.claim_inbox(10, lease_seconds=LEASE_S)
-    time.sleep(LEASE_S + 0.2)
+    clock.advance(LEASE_S + 0.2)
     fast = store.claim_inbox(10, lease_seconds=60)  # the lease ran out: claimed again
     assert [r.id for r in fast] == ids
     # The slow drain fails and gives its rows back: they are no longer its to give.

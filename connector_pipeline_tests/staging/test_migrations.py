@@ -30,6 +30,10 @@ LEDGER_TABLES = {
     "sync_cursors",
     "quarantine",
     "intacct_hints",
+    "intacct_open_items",
+    "intacct_payments",
+    "standing_links",
+    "credential_failures",
 }
 CONCURRENT_OPENERS = 8
 

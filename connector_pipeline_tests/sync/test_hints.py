@@ -24,7 +24,12 @@ def test_waiting_hints_and_no_read_request_one_keyed_by_the_newest() -> None:
 
 
 def test_a_queued_or_not_yet_reading_run_covers_everything() -> None:
-    for starts, read_started in (([None], at(0)), ([at(10)], at(2)), ([at(10)], None)):
+    cases: list[tuple[list[datetime | None], datetime | None]] = [
+        ([None], at(0)),
+        ([at(10)], at(2)),
+        ([at(10)], None),
+    ]
+    for starts, read_started in cases:
         decision = decide_hint_run(
             pending=5, newest=at(20), read_started=read_started, active_run_starts=starts
         )

@@ -153,13 +153,35 @@ def test_not_found_and_invalid(zendesk: RunningSandbox) -> None:
 
 
 def test_from_env_requires_a_target_and_credentials() -> None:
-    with pytest.raises(ValueError, match="base_url or subdomain"):
+    with pytest.raises(ValueError, match="set ZENDESK_SUBDOMAIN"):
         ZendeskClient.from_env({"ZENDESK_API_TOKEN": "x", "ZENDESK_EMAIL": "e"})
     with pytest.raises(ValueError, match="oauth_token"):
         ZendeskClient.from_env({"ZENDESK_SUBDOMAIN": "acme"})
     client = ZendeskClient.from_env({"ZENDESK_SUBDOMAIN": "acme", "ZENDESK_OAUTH_TOKEN": "tok"})
     assert client.base_url == "https://acme.zendesk.com"
     client.close()
+
+
+@pytest.mark.parametrize(
+    "subdomain", ["acme.zendesk.com", "https://acme", "ac me", "-acme", "a/b", "x" * 64, "é"]
+)
+def test_subdomain_must_be_a_bare_subdomain(subdomain: str) -> None:
+    env = {"ZENDESK_SUBDOMAIN": subdomain, "ZENDESK_OAUTH_TOKEN": "tok"}
+    with pytest.raises(ValueError, match=r"ZENDESK_SUBDOMAIN=.* is not a Zendesk subdomain"):
+        ZendeskClient.from_env(env)
+
+
+def test_base_url_must_be_https_unless_the_sandbox_flag_is_set() -> None:
+    env = {"ZENDESK_BASE_URL": "http://zendesk.example.com", "ZENDESK_OAUTH_TOKEN": "tok"}
+    with pytest.raises(ValueError, match="ZENDESK_BASE_URL must be https"):
+        ZendeskClient.from_env(env)
+    with pytest.raises(ValueError, match="not an absolute"):
+        ZendeskClient.from_env({**env, "ZENDESK_BASE_URL": "zendesk.example.com"})
+    with ZendeskClient.from_env({**env, "ZENDESK_ALLOW_CUSTOM_BASE_URL": "1"}) as client:
+        assert client.base_url == "http://zendesk.example.com"
+    https = {**env, "ZENDESK_BASE_URL": "https://support.example.com/api/v2/"}
+    with ZendeskClient.from_env(https) as client:
+        assert client.base_url == "https://support.example.com"
 
 
 def test_error_envelopes_seen_in_the_wild() -> None:
@@ -274,7 +296,7 @@ def test_json_suffix_is_optional(zendesk: RunningSandbox) -> None:
 
 
 def test_a_2xx_maintenance_page_is_retried() -> None:
-    answers = [
+    answers: list[tuple[int, bytes, dict[str, str]]] = [
         (200, b"<html><title>Maintenance</title></html>", {}),
         (200, b'{"organizations": [{"id": 7}]}', {}),
     ]

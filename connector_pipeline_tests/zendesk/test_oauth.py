@@ -161,10 +161,15 @@ def test_cli_authorize_exchange_refresh(
     assert exchanged.exit_code == 0, exchanged.output
     tokens = json.loads(exchanged.stdout)
     assert tokens["access_token"] and tokens["refresh_token"] and not pending.exists()
+    # The refresh token from the environment, so it stays out of argv and shell history.
     refreshed = runner.invoke(
         main,
-        ["zendesk", "oauth", "refresh", "--refresh-token", tokens["refresh_token"]],
-        env={**env, "ZENDESK_OAUTH_CLIENT_SECRET": "sandbox-oauth-secret"},
+        ["zendesk", "oauth", "refresh"],
+        env={
+            **env,
+            "ZENDESK_OAUTH_CLIENT_SECRET": "sandbox-oauth-secret",
+            "ZENDESK_OAUTH_REFRESH_TOKEN": tokens["refresh_token"],
+        },
     )
     assert refreshed.exit_code == 0, refreshed.output
     assert json.loads(refreshed.stdout)["access_token"] != tokens["access_token"]

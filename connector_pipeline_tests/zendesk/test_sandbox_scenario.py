@@ -103,7 +103,14 @@ def test_protocol_ticket_writes_are_counted_apart(zendesk: RunningSandbox) -> No
     assert before["scenario_writes"]["ticket"] == {"create": 1, "update": 1}
     with zendesk.api() as api:
         api.put(f"/api/v2/tickets/{ticket['id']}", json={"ticket": {"priority": "low"}})
-        api.post("/api/v2/tickets", json={"ticket": {"subject": "by api"}})
+        created = api.post(
+            "/api/v2/tickets", json={"ticket": {"subject": "by api", "comment": {"body": "b"}}}
+        )
+        assert created.status_code == 201, created.text
+        # Zendesk needs a first comment (or description) to create a ticket.
+        refused = api.post("/api/v2/tickets", json={"ticket": {"subject": "no comment"}})
+        assert refused.status_code == 422
+        assert refused.json()["details"]["description"][0]["error"] == "BlankValue"
     after = zendesk.stats()
     assert after["writes"]["ticket"] == {"update": 1, "create": 1}
     assert after["scenario_writes"]["ticket"] == before["scenario_writes"]["ticket"]
@@ -166,6 +173,7 @@ def test_reset_and_env(zendesk: RunningSandbox) -> None:
     env = sandbox_env(zendesk.url + "/", zendesk.config)
     assert env == {
         "ZENDESK_BASE_URL": zendesk.url,
+        "ZENDESK_ALLOW_CUSTOM_BASE_URL": "1",
         "ZENDESK_EMAIL": "sandbox@example.com",
         "ZENDESK_API_TOKEN": "sandbox-api-token",
         "ZENDESK_WEBHOOK_SECRETS": zendesk.config.webhook_secret,

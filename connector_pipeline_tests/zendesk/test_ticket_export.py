@@ -7,8 +7,8 @@ the clock is faster."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Generator, Iterator
+from typing import Any, cast
 
 import pytest
 
@@ -104,7 +104,7 @@ def test_export_excludes_the_last_minute() -> None:
 
 def test_per_page_is_honoured(seeded: RunningSandbox) -> None:
     client = seeded.client(incremental_window_s=WINDOW_S)
-    export = client.iter_ticket_export(start_time=0, per_page=7)
+    export = cast(Generator[TicketExportPage], client.iter_ticket_export(start_time=0, per_page=7))
     first, second = next(export), next(export)
     assert (len(first.tickets), len(second.tickets)) == (7, 7)
     assert first.after_cursor != second.after_cursor

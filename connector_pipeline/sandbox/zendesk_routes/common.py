@@ -108,3 +108,16 @@ def offset_page(
         "previous_page": f"{base}?page={page - 1}&per_page={per_page}" if page > 1 else None,
         "count": len(items),
     }
+
+
+def ticket_answer(ticket: dict[str, Any]) -> dict[str, Any]:
+    """A ticket as create and update answer it: with `fields`, without the export's
+    `generated_timestamp` (fixture ticket_create_201_with_audit.json)."""
+    return {k: v for k, v in ticket.items() if k != "generated_timestamp"}
+
+
+def api_base(request: Request) -> str:
+    """`http://host:port/api/v2/` of the host that was called: paging links point there,
+    so a client following them stays on the sandbox (reference/zendesk-api.md: the host
+    in `url` fields is not guaranteed, the links a client follows must work)."""
+    return f"{request.base_url}api/v2/"

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from connector_pipeline import settings
 from connector_pipeline.sandbox.zendesk_errors import SandboxInvalid, not_found, too_many_values
 from connector_pipeline.sandbox.zendesk_routes.common import (
+    api_base,
     csv_values,
     cursor_page,
     int_id,
@@ -45,7 +46,13 @@ def router(sandbox: ZendeskSandbox) -> APIRouter:
             found = state.organizations_by(ids=[int(i) for i in id_list], external_ids=ext_list)
         except ValueError as exc:
             raise not_found() from exc
-        return {"organizations": found}
+        # Offset-style envelope, as recorded (organizations_show_many_one_id.json).
+        return {
+            "organizations": found,
+            "next_page": None,
+            "previous_page": None,
+            "count": len(found),
+        }
 
     @router.get("/organizations/search")
     def search_organizations(external_id: str | None = None, name: str | None = None) -> dict:
@@ -64,6 +71,17 @@ def router(sandbox: ZendeskSandbox) -> APIRouter:
             "previous_page": None,
             "count": len(found),
         }
+
+    @router.get("/organizations/count")
+    def count_organizations() -> dict[str, Any]:
+        return {"count": state.organization_count()}
+
+    @router.get("/incremental/organizations")
+    def export_organizations(request: Request, start_time: int, per_page: int = 1000) -> dict:
+        per_page = min(max(per_page, 1), settings.ZENDESK_EXPORT_PER_PAGE)
+        return state.export_organizations(
+            start_time=start_time, per_page=per_page, base=api_base(request)
+        )
 
     @router.post("/organizations/create_or_update")
     async def create_or_update(request: Request) -> JSONResponse:

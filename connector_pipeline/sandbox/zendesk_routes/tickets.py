@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from connector_pipeline import settings
+from connector_pipeline.sandbox.zendesk_audits import audit
 from connector_pipeline.sandbox.zendesk_errors import SandboxInvalid, not_found, too_many_values
 from connector_pipeline.sandbox.zendesk_routes.common import (
+    api_base,
     csv_values,
     cursor_page,
     int_id,
     public_ticket,
     read_body,
+    ticket_answer,
 )
 from connector_pipeline.sandbox.zendesk_service import ZendeskSandbox
+from connector_pipeline.sandbox.zendesk_state import Change
 
 API = settings.ZENDESK_API_PREFIX
 
@@ -30,11 +35,36 @@ def router(sandbox: ZendeskSandbox) -> APIRouter:
         tickets = [public_ticket(t) for t in state.visible_tickets()]
         return cursor_page(tickets, request, "tickets", "tickets")
 
+    def audited(
+        request: Request,
+        ticket: dict[str, Any],
+        fields: Mapping[str, Any],
+        changes: list[Change] | None,
+    ) -> dict[str, Any]:
+        comment = fields.get("comment")
+        if changes is None and comment is None:
+            # A create without a comment still records its description as the first one.
+            comment = {"body": ticket["description"], "public": True}
+        return {
+            "ticket": ticket_answer(ticket),
+            "audit": audit(
+                ticket,
+                new_id=state.next_event_id,
+                now=state.clock(),
+                user_agent=request.headers.get("user-agent", ""),
+                comment=comment if isinstance(comment, Mapping) else None,
+                changes=changes,
+            ),
+        }
+
     @router.post("/tickets", status_code=201)
     async def create_ticket(request: Request) -> JSONResponse:
-        body = await read_body(request)
-        ticket = state.create_ticket(body.get("ticket") or {}, scenario=False)
-        return JSONResponse({"ticket": public_ticket(ticket)}, status_code=201)
+        fields = (await read_body(request)).get("ticket") or {}
+        ticket = state.create_ticket(fields, scenario=False)
+        location = f"{request.base_url}api/v2/tickets/{ticket['id']}.json"
+        return JSONResponse(
+            audited(request, ticket, fields, None), status_code=201, headers={"Location": location}
+        )
 
     @router.get("/tickets/show_many")
     def show_many_tickets(ids: str | None = None) -> dict[str, Any]:
@@ -61,24 +91,31 @@ def router(sandbox: ZendeskSandbox) -> APIRouter:
 
     @router.put("/tickets/{ticket_id}")
     async def update_ticket(ticket_id: str, request: Request) -> dict[str, Any]:
-        body = await read_body(request)
-        ticket = state.update_ticket(int_id(ticket_id), body.get("ticket") or {}, scenario=False)
-        return {"ticket": public_ticket(ticket)}
+        fields = (await read_body(request)).get("ticket") or {}
+        ticket, changes = state.update_ticket_changes(int_id(ticket_id), fields, scenario=False)
+        return audited(request, ticket, fields, changes)
 
     @router.get("/incremental/tickets/cursor")
     def export_cursor(
-        start_time: int | None = None, cursor: str | None = None, per_page: int = 1000
+        request: Request,
+        start_time: int | None = None,
+        cursor: str | None = None,
+        per_page: int = 1000,
     ) -> dict[str, Any]:
         if start_time is None and cursor is None:
             raise SandboxInvalid(
                 400, {"error": "InvalidValue", "description": "start_time or cursor is required"}
             )
         per_page = min(max(per_page, 1), settings.ZENDESK_EXPORT_PER_PAGE)
-        return state.export_cursor(start_time=start_time, cursor=cursor, per_page=per_page)
+        return state.export_cursor(
+            start_time=start_time, cursor=cursor, per_page=per_page, base=api_base(request)
+        )
 
     @router.get("/incremental/tickets")
-    def export_time_based(start_time: int, per_page: int = 1000) -> dict[str, Any]:
+    def export_time_based(request: Request, start_time: int, per_page: int = 1000) -> dict:
         per_page = min(max(per_page, 1), settings.ZENDESK_EXPORT_PER_PAGE)
-        return state.export_time_based(start_time=start_time, per_page=per_page)
+        return state.export_time_based(
+            start_time=start_time, per_page=per_page, base=api_base(request)
+        )
 
     return router

@@ -6,6 +6,7 @@ non-admin; incremental exports then answer 403 as Zendesk's do for non-admins)."
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -42,6 +43,8 @@ def user_record(sandbox: ZendeskSandbox, role: str) -> dict[str, Any]:
         "organization_id": None,
         "role": role,
         "verified": True,
+        # Recorded on users/me; a per-user value the sandbox derives from the id.
+        "authenticity_token": hashlib.sha256(str(user_id).encode()).hexdigest(),
         "external_id": None,
         "tags": [],
         "alias": None,

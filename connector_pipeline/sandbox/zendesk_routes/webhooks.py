@@ -12,12 +12,43 @@ from connector_pipeline.sandbox.zendesk_routes.common import (
     pairs,
 )
 from connector_pipeline.sandbox.zendesk_service import ZendeskSandbox
+from connector_pipeline.sandbox.zendesk_state import FIRST_USER_ID, iso
+from connector_pipeline.sandbox.zendesk_webhooks import EVENT_PREFIX, SUBSCRIBED_EVENTS
 
 API = settings.ZENDESK_API_PREFIX
+_CREATED = 1_694_303_518.0  # fixed, so answers are deterministic
 
 
 def router(sandbox: ZendeskSandbox) -> APIRouter:
     router = APIRouter(prefix=API)
+
+    @router.get("/webhooks")
+    def list_webhooks() -> dict[str, Any]:
+        """The one webhook the sandbox sends through, once a target URL is configured
+        (Zendesk's list shape: `webhooks`, cursor `meta` and `links`)."""
+        config = sandbox.config
+        hooks = []
+        if config.webhook_url:
+            hooks.append(
+                {
+                    "id": config.webhook_id,
+                    "name": "ml-connector sandbox",
+                    "status": "active",
+                    "subscriptions": [EVENT_PREFIX + kind for kind in SUBSCRIBED_EVENTS],
+                    "endpoint": config.webhook_url,
+                    "http_method": "POST",
+                    "request_format": "json",
+                    "created_at": iso(_CREATED),
+                    "created_by": str(FIRST_USER_ID),
+                    "updated_at": iso(_CREATED),
+                    "updated_by": str(FIRST_USER_ID),
+                }
+            )
+        return {
+            "webhooks": hooks,
+            "meta": {"has_more": False, "after_cursor": None, "before_cursor": None},
+            "links": {"prev": None, "next": None},
+        }
 
     @router.get("/webhooks/{webhook_id}/signing_secret")
     def signing_secret(webhook_id: str) -> dict[str, Any]:
