@@ -30,7 +30,7 @@ from bench.chaos.runs import DagsterRuns, RunOutcome
 from bench.chaos.traffic import SessionInvalidator, Traffic, WebhookForger
 from bench.chaos.verify import Truth, Verdict, inbox_rows, verify
 from connector_pipeline import settings
-from connector_pipeline.sandbox.faults import TRANSPORT_FAULTS
+from connector_pipeline.sandbox.faults import HTTP_FAULTS
 from connector_pipeline.sandbox.intacct import DEFAULT_INTACCT_FAULTS, IntacctSandboxConfig
 from connector_pipeline.sandbox.scenario import (
     RunningSandboxes,
@@ -44,12 +44,15 @@ from connector_pipeline.staging import StagingStore
 
 TICKET_OBJECT = settings.INTACCT_TICKET_OBJECT
 WEBHOOK_SECRET = "chaos-webhook-signing-secret"
-# Every fault the Zendesk sandbox can produce (sandbox/faults.py transport faults and the
-# protocol faults of sandbox/zendesk_gate.py). "forbidden" and "unauthorized"
-# are authentication failures, which the connector never retries (DESIGN.md decision 12):
-# under chaos they fail a run, and the lane runs again.
+# Every fault the Zendesk sandbox can produce: the transport faults sandbox/faults.py
+# carries out itself and the protocol faults of sandbox/zendesk_gate.py. "forbidden" and
+# "unauthorized" are authentication failures, which the connector never retries (DESIGN.md
+# decision 12): under chaos they fail a run, and the lane runs again.
 ZENDESK_FAULTS = (
-    *sorted(TRANSPORT_FAULTS),
+    *sorted(HTTP_FAULTS),
+    "html",
+    "reset",
+    "slow",
     "rate_limit_json",
     "rate_limit_plain",
     "rate_limit_no_retry_after",
