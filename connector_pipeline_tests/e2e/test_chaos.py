@@ -78,25 +78,25 @@ def _delivery(row_id: int, secret: str, signed_at: datetime) -> dict[str, Any]:
 
 
 def _truth() -> Truth:
-    vendors = [
+    vendors: list[dict[str, Any]] = [
         {"RECORDNO": 1, "VENDORID": "V1", "NAME": "Acme", "STATUS": "active", "TOTALDUE": "1.00"},
         {"RECORDNO": 2, "VENDORID": "V2", "NAME": "Acme", "STATUS": "inactive"},
         {"RECORDNO": 3, "VENDORID": "V3", "NAME": "Bolt", "STATUS": "active"},
     ]
-    organizations = [
+    organizations: list[dict[str, Any]] = [
         {"id": 10, "external_id": "v1", "name": "Acme", "tags": [], "notes": "Total due: 1.00"},
         {"id": 20, "external_id": "V2", "name": "Acme (V2)", "tags": ["intacct-inactive"]},
         {"id": 30, "external_id": "V3", "name": "Bolt", "tags": []},
         {"id": 40, "external_id": None, "name": "Walk-in", "tags": []},
     ]
-    tickets = [
+    tickets: list[dict[str, Any]] = [
         {"id": 100, "organization_id": 10, "subject": "Invoice", "status": "open"},
         {"id": 101, "organization_id": 20, "subject": "Refund", "status": "solved"},
         {"id": 102, "organization_id": 40, "subject": "Unmatched", "status": "open"},
         {"id": 103, "organization_id": 30, "subject": "Gone", "status": "deleted"},
         {"id": 104, "organization_id": 30, "subject": "Late", "status": "new"},
     ]
-    records = [
+    records: list[dict[str, Any]] = [
         {"id": "1", "ticket_id": "100", "subject": "Invoice", "status": "open", "RVENDOR": "1"},
         {"id": "2", "ticket_id": "101", "subject": "Refund", "status": "solved", "RVENDOR": "2"},
         {"id": "3", "ticket_id": "104", "subject": "Late", "status": "new", "RVENDOR": "3"},
