@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export ML_CONNECTOR_HOME ?= $(CURDIR)/.ml-connector
 export DAGSTER_HOME ?= $(ML_CONNECTOR_HOME)/dagster
 
-.PHONY: install test demo bench bench-scale lint clean
+.PHONY: install test demo bench bench-scale chaos lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ bench: $(STAMP)
 # 10,000 vendors and 100,000 tickets through the dagster CLI (about 20 minutes).
 bench-scale: $(STAMP)
 	$(BIN)/python -m bench.scale $(PARTS)
+
+# Overlapping runs under faults, kills and forged webhooks, then an exact verification;
+# on the SQLite ledger and on Postgres (CONNECTOR_TEST_POSTGRES_URL, else the local server).
+chaos: $(STAMP)
+	$(BIN)/python -m bench.chaos $(CHAOS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
