@@ -108,6 +108,16 @@ def with_ledger_context(
     return staged
 
 
+def lacks_context(ticket: Mapping[str, Any], previous: Mapping[str, Any] | None) -> bool:
+    """Whether a ticket names a requester or group whose name neither it nor the staged
+    version `previous` gives: a webhook event for a new ticket, or one whose requester
+    or group changed. Such a ticket is fetched (with the sideloads) before staging."""
+    staged = with_ledger_context(ticket, previous)
+    return any(
+        staged.get(id_field) is not None and key not in staged for key, id_field in _CONTEXT_KEYS
+    )
+
+
 def stage_ticket(ticket: Mapping[str, Any], source: str) -> TicketRow:
     """A ticket from the export, show_many or a webhook event, as a ledger row. Its
     `version` orders updates: generated_timestamp when present, else updated_at."""
