@@ -93,7 +93,9 @@ class InboxDrain:
             # One show_many per 100 tickets, requester and group sideloaded.
             fetched = self.zendesk.show_many_tickets(sorted(to_fetch))
             result.fetched += len(fetched)
-            batch.tickets.update({int(t["id"]): t for t in fetched})
+            for ticket in fetched:
+                # Newest wins: a fetch is normally at least as new as the event.
+                _keep_newest(batch.tickets, int(ticket["id"]), ticket)
             # A ticket show_many no longer returns was deleted meanwhile; the export
             # reports it as deleted, so these events need nothing more (and a complete
             # event's own ticket is staged as it came).
