@@ -105,7 +105,7 @@ def test_the_default_mapping_file_names_the_new_fields() -> None:
 
 
 def test_attach_sideloads_keeps_only_what_the_record_shows() -> None:
-    body = {
+    body: dict[str, list[dict[str, Any]]] = {
         "tickets": [
             {"id": 1, "requester_id": 77, "group_id": 360001},
             {"id": 2, "requester_id": 78, "group_id": None},
