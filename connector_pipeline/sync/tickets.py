@@ -89,16 +89,17 @@ def with_ledger_context(
 
     A webhook event carries the requester's and group's ids but not their names; the
     name staged with the same id is still right, so it is kept rather than cleared (a
-    changed id carries nothing over: the next export or fetch brings the new name)."""
+    changed id carries nothing over: the next export or fetch brings the new name). A
+    payload without the id at all (the trigger template has no `group_id`) says nothing
+    about it, so the staged name is kept too."""
     staged = dict(ticket)
     for key, id_field in _CONTEXT_KEYS:
-        if (
-            key not in staged
-            and previous
-            and key in previous
-            and staged.get(id_field) is not None
-            and previous.get(id_field) == staged.get(id_field)
-        ):
+        same = id_field not in staged or (
+            staged[id_field] is not None
+            and previous is not None
+            and previous.get(id_field) == staged[id_field]
+        )
+        if key not in staged and previous and key in previous and same:
             staged[key] = previous[key]
     solved_at = derive_solved_at(staged, previous)
     if solved_at:

@@ -137,6 +137,9 @@ def test_an_event_without_names_keeps_those_staged_with_the_same_ids() -> None:
     assert "group" not in with_ledger_context(moved, previous)
     assert lacks_context(moved, previous)
     assert lacks_context(event, None)
+    # A payload without the id (the trigger template has no group_id) keeps the name.
+    trigger = {k: v for k, v in event.items() if k != "group_id"}
+    assert with_ledger_context(trigger, previous)["group"] == NAMED["group"]
     # A ticket without group or requester needs no name for them.
     assert not lacks_context({**NAMED, "group_id": None, "group": None}, None)
 
