@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export ML_CONNECTOR_HOME ?= $(CURDIR)/.ml-connector
 export DAGSTER_HOME ?= $(ML_CONNECTOR_HOME)/dagster
 
-.PHONY: install test demo bench lint clean
+.PHONY: install test demo bench bench-scale lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all $(BENCH)
+
+# 10,000 vendors and 100,000 tickets through the dagster CLI (about 20 minutes).
+bench-scale: $(STAMP)
+	$(BIN)/python -m bench.scale $(PARTS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

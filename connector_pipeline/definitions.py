@@ -17,6 +17,7 @@ from connector_pipeline.defs.automation import (
     full_reconciliation_schedule,
     standing_sync_job,
     standing_sync_schedule,
+    tag_runs_with_what_they_wrote,
     ticket_poll_job,
     ticket_poll_schedule,
     vendor_sync_job,
@@ -60,7 +61,12 @@ defs = dg.Definitions(
         full_reconciliation_schedule,
         standing_sync_schedule,
     ],
-    sensors=[webhook_inbox_sensor, intacct_hint_sensor, *CREDENTIAL_SENSORS],
+    sensors=[
+        webhook_inbox_sensor,
+        intacct_hint_sensor,
+        *CREDENTIAL_SENSORS,
+        tag_runs_with_what_they_wrote,
+    ],
     resources=resources_from_env(),
     # The steps of every job here run one after another (each waits on the one before, and
     # the API pools serialize the rest), so a process per step buys nothing and costs a

@@ -127,8 +127,8 @@ def launch_first_runs(
     echo: Callable[[str], None],
 ) -> None:
     """A vendor sync, then (so tickets and standing find their vendors' organizations
-    linked) the standing refresh and the load of the last `ticket_days` days of tickets into
-    the ledger and Intacct."""
+    linked) the standing refresh, the load of the last `ticket_days` days of tickets into
+    the ledger and Intacct, and the first live ticket poll."""
     wait_until(ui.location_loaded, timeout_s, "the code location to load")
     tags = {"ml-connector/trigger": "demo-start"}
     run_id = ui.launch_job("vendor_sync", tags)
@@ -145,6 +145,10 @@ def launch_first_runs(
         tags,
     )
     echo(f"demo: launched the {ticket_days}-day ticket load (backfill {backfill})")
+    # The live poll of today, as the schedule would run it in a quarter of an hour: it
+    # starts the live cursor, so the first screen has no stale-cursor check failing.
+    poll = ui.launch_job("ticket_poll", {**tags, "dagster/partition": today.isoformat()})
+    echo(f"demo: launched today's live ticket poll (run {poll[:8]})")
 
 
 def cancel_unfinished_runs(dagster_home: Path) -> list[str]:

@@ -111,6 +111,10 @@ INTACCT_WRITE_ROUNDS = 5
 # calls) and whenever a write fails, so an unknown answer keeps every confirmed write
 # before it; a SIGKILL can lose at most one slice's links (found again by ticket id).
 INTACCT_RECORD_SLICE = 10 * INTACCT_MAX_RECORDS_PER_WRITE
+# The ticket-record load reads, plans and writes staged tickets this many at a time
+# (keyset by ticket id): memory follows a page, not the backlog, and one `query` with
+# `in` (<= INTACCT_MAX_IN_VALUES) looks up a whole page's existing records.
+INTACCT_TICKET_LOAD_PAGE = INTACCT_MAX_IN_VALUES
 # Platform custom object holding Zendesk tickets. RVENDOR carries the related VENDOR's
 # RECORDNO (UNCONFIRMED in the reference: see connector_pipeline/sandbox/intacct_data.py).
 INTACCT_TICKET_OBJECT = "zendesk_ticket"
@@ -161,14 +165,23 @@ ZENDESK_MAX_PACE_SLEEP_S = 5.0
 ZENDESK_MAX_BATCH = 100  # show_many / create_many / update_many / destroy_many
 ZENDESK_MAX_JOBS_IN_FLIGHT = 30
 # Organizations written per client call; each slice's outcome is recorded before the next
-# is sent, so a failure late in a run keeps what was confirmed. 10 jobs in flight per slice.
-ZENDESK_WRITE_SLICE = 10 * ZENDESK_MAX_BATCH
+# is sent, so a failure late in a run keeps what was confirmed. A slice fills the 30 jobs
+# Zendesk lets run at once: every slice costs at least one job-status read, so at 10 jobs
+# a slice a first sync of 10,000 vendors spent 16 reads where 4 do (bench/results.md).
+ZENDESK_WRITE_SLICE = ZENDESK_MAX_JOBS_IN_FLIGHT * ZENDESK_MAX_BATCH
 ZENDESK_JOB_POLL_INITIAL_S = 1.0
 ZENDESK_JOB_POLL_MAX_S = 10.0
 ZENDESK_JOB_POLL_FACTOR = 1.5
 ZENDESK_JOB_TIMEOUT_S = 1800.0
 ZENDESK_PAGE_SIZE = 100
 ZENDESK_EXPORT_PER_PAGE = 1000
+# Incremental exports leave out what changed in the minute before the request [DOC S7];
+# with a margin for the difference between our clock and Zendesk's, an export started
+# within this many seconds of our own creates may not show them yet.
+ZENDESK_EXPORT_BLIND_S = 60.0 + 60.0
+# Up to this many show_many calls the organization lookup never prices the export (which
+# costs a count call and at least one page).
+ZENDESK_LOOKUP_EXPORT_MIN_CALLS = 2
 ZENDESK_INCREMENTAL_LIMIT_PER_MINUTE = 10
 ZENDESK_RATE_WINDOW_S = 60.0
 ZENDESK_PLAN_LIMITS = {
@@ -271,6 +284,9 @@ CURSOR_STALE_AFTER_S = 6 * 3600
 QUARANTINE_WARN_THRESHOLD = 0
 # Rows shown in the markdown preview of a run's changes.
 PREVIEW_ROWS = 25
+# Run tag under which the organization checks compare the ledger with every organization
+# Zendesk holds (the nightly reconciliation sets it); elsewhere they check the ledger only.
+ZENDESK_COMPARISON_TAG = "ml-connector/compare-with-zendesk"
 
 # ---------------------------------------------------------------- Intacct outbound webhooks
 # Platform Trigger deliveries (Intacct 2025 R2) are hints: each only wakes the incremental

@@ -75,6 +75,17 @@ def reasons_line(groups: Sequence[QuarantineGroup]) -> str:
     return "; ".join(f"{g.count} {g.kind}: {g.reason}" for g in groups)
 
 
+def quarantine_metadata(store: StagingStore, kinds: Sequence[str]) -> dict[str, int | str]:
+    """What an asset's materialization says about its quarantine after the run: how many
+    entries of its kinds are open (the number its `quarantine_size` check reports and
+    `ml-connector db quarantine` lists), and a markdown table of them by reason."""
+    groups = quarantine_groups(open_quarantine(store, kinds))
+    return {
+        "quarantined": sum(g.count for g in groups),
+        "quarantined_by_reason": quarantine_markdown(groups),
+    }
+
+
 def safe_url(url: str) -> str:
     """The ledger URL without its password."""
     return make_url(url).render_as_string(hide_password=True)

@@ -86,6 +86,8 @@ full_reconciliation_job = dg.define_asset_job(
             for name in ("intacct_vendors", "zendesk_organizations", "intacct_ticket_records")
         }
     },
+    # The organization checks compare with every organization in Zendesk only here.
+    tags={settings.ZENDESK_COMPARISON_TAG: "true"},
 )
 
 
@@ -213,3 +215,46 @@ def standing_sync_schedule(
     """Every 15 minutes (overdue follows the calendar), unless refused credentials pause
     automatic runs."""
     return paused_by_credentials(staging) or dg.RunRequest(tags=trigger_tags("schedule"))
+
+
+# What a run wrote, as tags on the run once it has succeeded, so the runs list can show
+# only the runs that changed something (`ml-connector/outcome=wrote`) or hide the many
+# that found nothing to do.
+OUTCOME_TAG = "ml-connector/outcome"
+WRITTEN_TAG = "ml-connector/written"
+FAILED_TAG = "ml-connector/failed"
+WRITE_COUNTS = ("created", "updated")
+
+
+def _count(metadata: dict[str, dg.MetadataValue], key: str) -> int:
+    value = metadata.get(key)
+    raw = getattr(value, "value", None)
+    return raw if isinstance(raw, int) and not isinstance(raw, bool) else 0
+
+
+def outcome_tags(materializations: list[dg.AssetMaterialization]) -> dict[str, str]:
+    """Tags saying what a run wrote to Zendesk and Intacct: created plus updated records
+    over its assets, and the writes that failed (and went to quarantine)."""
+    written = sum(_count(dict(m.metadata), k) for m in materializations for k in WRITE_COUNTS)
+    failed = sum(_count(dict(m.metadata), "failed") for m in materializations)
+    outcome = "failed-writes" if failed else "wrote" if written else "no-change"
+    return {OUTCOME_TAG: outcome, WRITTEN_TAG: str(written), FAILED_TAG: str(failed)}
+
+
+@dg.run_status_sensor(
+    name="tag_runs_with_what_they_wrote",
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Tags each successful run with what it wrote (ml-connector/outcome, "
+    "ml-connector/written, ml-connector/failed), to filter the runs list by.",
+)
+def tag_runs_with_what_they_wrote(context: dg.RunStatusSensorContext) -> None:
+    run_id = context.dagster_run.run_id
+    records = context.instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+    ).records
+    materializations = [
+        m for r in records if (m := r.event_log_entry.asset_materialization) is not None
+    ]
+    if materializations:
+        context.instance.add_run_tags(run_id, outcome_tags(materializations))

@@ -12,6 +12,8 @@ import dagster as dg
 from connector_pipeline import settings
 from connector_pipeline.credentials import credential_failure
 from connector_pipeline.intacct import IntacctError, IntacctRateLimited
+from connector_pipeline.staging import StagingStore
+from connector_pipeline.status import quarantine_metadata
 from connector_pipeline.zendesk import ZendeskError, ZendeskRateLimited
 
 # Failure metadata that marks a refused credential; the failure sensor
@@ -118,10 +120,21 @@ def report(
     result: FlowResult,
     preview: Sequence[Mapping[str, Any]] | None = None,
     columns: Sequence[str] = (),
+    *,
+    quarantine: tuple[StagingStore, Sequence[str]] | None = None,
 ) -> dg.MaterializeResult:
     """A flow's result as the asset's materialization: its counts, and the preview of what
-    was (or would be) written as a markdown table."""
+    was (or would be) written as a markdown table. With `quarantine` (the ledger and the
+    asset's quarantine kinds): the entries open after the run, `quarantined`, and a table
+    of them by reason, the numbers the `quarantine_size` check and the CLI show."""
     metadata: dict[str, Any] = dict(result.metadata())
     if preview is not None:
         metadata["preview"] = dg.MetadataValue.md(markdown_table(preview, columns))
+    if quarantine is not None:
+        store, kinds = quarantine
+        summary = quarantine_metadata(store, kinds)
+        metadata["quarantined"] = summary["quarantined"]
+        metadata["quarantined_by_reason"] = dg.MetadataValue.md(
+            str(summary["quarantined_by_reason"])
+        )
     return dg.MaterializeResult(metadata=metadata)

@@ -3,6 +3,7 @@ may already exist, create or update in bulk, and record each slice's outcome as 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -20,6 +21,8 @@ from connector_pipeline.sync.vendors import (
     desired_organizations,
     external_id_collisions,
     is_active,
+    lookup_by_export,
+    name_key,
     needs_lookup,
     plan_organizations,
     reconcile_links,
@@ -27,6 +30,8 @@ from connector_pipeline.sync.vendors import (
 
 QUARANTINE_ORGANIZATION = "organization"
 QUARANTINE_EXTERNAL_ID = "external_id_collision"
+# When (epoch seconds, this machine's clock) this flow last began creating organizations.
+CREATES_STARTED_CURSOR = "zendesk_organizations/creates_started"
 PREVIEW_COLUMNS = ("action", "external_id", "id", "name", "tags")
 
 BulkWrite = Callable[[Sequence[dict[str, Any]]], Sequence[HasOutcome]]
@@ -54,6 +59,8 @@ class OrganizationSyncResult:
     # Records not written because their external id equals another's but for case; each
     # is in quarantine (QUARANTINE_EXTERNAL_ID) with a reason naming both records.
     external_id_collisions: int = 0
+    # How what may already exist was looked up: "none", "show_many" or "export".
+    lookup: str = "none"
     api_calls: int = 0
     dry_run: bool = False
     preview: list[dict[str, Any]] = field(default_factory=list)
@@ -68,6 +75,7 @@ class OrganizationSyncResult:
             "unchanged": self.unchanged,
             "drifted": self.drifted,
             "external_id_collisions": self.external_id_collisions,
+            "lookup": self.lookup,
         }
         if self.dry_run:
             return {
@@ -127,6 +135,10 @@ class OrganizationSync:
             result.name_collisions = sum(
                 1 for p in plan.create + plan.update if p["external_id"] in plan.renamed
             )
+            if plan.create:
+                # Before the first create: a pass over the organizations that starts soon
+                # after may not show them yet (see _find_existing).
+                self.store.set_cursor(CREATES_STARTED_CURSOR, repr(time.time()))
             self._write(
                 plan, self.zendesk.create_many_organizations, plan.create, result.created, result
             )
@@ -156,9 +168,49 @@ class OrganizationSync:
                     "organization %s differs in Zendesk: %s", external_id, ", ".join(fields)
                 )
         lookup = needs_lookup(changed_organizations(desired, links), links)
-        found = self.zendesk.show_many_organizations(external_ids=lookup) if lookup else []
+        found, taken_names = self._find_existing(lookup, result)
         existing = {str(o["external_id"]).lower(): o for o in found if o.get("external_id")}
-        return plan_organizations(desired, links, existing)
+        return plan_organizations(desired, links, existing, taken_names)
+
+    def _find_existing(
+        self, lookup: list[str], result: OrganizationSyncResult
+    ) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
+        """What Zendesk already holds for these external ids, by the cheaper of two
+        lookups (sync.vendors.lookup_by_export): `show_many` when few records need one,
+        else one pass over the account's organizations, after a `count` (one call) to
+        price it. Neither misses an organization, with one exception the pass guards
+        against: the export leaves out the last minute, so when our own creates started
+        within ZENDESK_EXPORT_BLIND_S of the pass (a crashed run retried at once), what
+        the pass did not find is looked up by `show_many` as well. The pass also returns
+        the names every organization holds (name_key -> its lower-case external id), so
+        creates avoid names already taken; show_many returns None there."""
+        if not lookup:
+            return [], None
+        if len(lookup) <= settings.ZENDESK_MAX_BATCH * settings.ZENDESK_LOOKUP_EXPORT_MIN_CALLS:
+            result.lookup = "show_many"
+            return self.zendesk.show_many_organizations(external_ids=lookup), None
+        if not lookup_by_export(len(lookup), self.zendesk.count_organizations()):
+            result.lookup = "show_many"
+            return self.zendesk.show_many_organizations(external_ids=lookup), None
+        result.lookup = "export"
+        wanted = {e.lower() for e in lookup}
+        pass_started = time.time()
+        found: list[dict[str, Any]] = []
+        taken_names: dict[str, str] = {}
+        for page in self.zendesk.iter_organization_export(start_time=0):
+            for o in page.organizations:
+                external_id = str(o.get("external_id") or "").lower()
+                taken_names[name_key(str(o.get("name") or ""))] = external_id
+                if external_id in wanted:
+                    found.append(o)
+        creates_started = self.store.get_cursor(CREATES_STARTED_CURSOR)
+        if creates_started and float(creates_started) >= (
+            pass_started - settings.ZENDESK_EXPORT_BLIND_S
+        ):
+            seen = {str(o["external_id"]).lower() for o in found}
+            unseen = [e for e in lookup if e.lower() not in seen]
+            found += self.zendesk.show_many_organizations(external_ids=unseen) if unseen else []
+        return found, taken_names
 
     def _quarantine_collisions(
         self, staged: Sequence[Mapping[str, Any]], result: OrganizationSyncResult

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from connector_pipeline.outcome import WriteOutcome
-from connector_pipeline.zendesk import TicketExportPage
+from connector_pipeline.zendesk import OrganizationExportPage, TicketExportPage
 
 
 class Log(Protocol):
@@ -59,6 +59,12 @@ class OrganizationDirectory(CountsCalls, Protocol):
     def show_many_organizations(
         self, *, ids: Sequence[int] | None = None, external_ids: Sequence[str] | None = None
     ) -> list[dict[str, Any]]: ...
+
+    def count_organizations(self) -> int: ...
+
+    def iter_organization_export(
+        self, *, start_time: int = 0
+    ) -> Iterator[OrganizationExportPage]: ...
 
     def create_many_organizations(self, organizations: Sequence[Any]) -> Sequence[HasOutcome]: ...
 

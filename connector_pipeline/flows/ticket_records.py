@@ -46,19 +46,31 @@ class TicketRecordResult:
     unchanged: int = 0
     unmatched: int = 0
     deleted_before_written: int = 0
-    # Per ticket id, what each write came to.
-    created: dict[int, WriteOutcome] = field(default_factory=dict)
-    updated: dict[int, WriteOutcome] = field(default_factory=dict)
+    # Confirmed writes are counted; only failures are kept per ticket id, so what a run
+    # holds follows its failures and one page, not the backlog.
+    created: int = 0
+    updated: int = 0
+    failed: dict[int, WriteOutcome] = field(default_factory=dict)
     # Creates whose answer was lost and that a lookup then found written.
     recovered: int = 0
+    # Pages of staged tickets read (settings.INTACCT_TICKET_LOAD_PAGE each).
+    pages: int = 0
     api_calls: int = 0
     dry_run: bool = False
     preview: list[dict[str, Any]] = field(default_factory=list)
 
-    @property
-    def failed(self) -> dict[int, WriteOutcome]:
-        both = {**self.created, **self.updated}
-        return {t: o for t, o in sorted(both.items()) if not o.ok}
+    def count(self, outcomes: Outcomes, *, created: bool) -> None:
+        ok = 0
+        for w, o in outcomes:
+            if o.ok:
+                ok += 1
+                self.failed.pop(w.ticket_id, None)
+            else:
+                self.failed[w.ticket_id] = o
+        if created:
+            self.created += ok
+        else:
+            self.updated += ok
 
     def metadata(self) -> dict[str, Any]:
         if self.dry_run:
@@ -67,17 +79,19 @@ class TicketRecordResult:
                 "would_update": self.would_update,
                 "unchanged": self.unchanged,
                 "unmatched": self.unmatched,
+                "pages": self.pages,
                 "api_calls": self.api_calls,
                 "dry_run": True,
             }
         return {
-            "created": sum(1 for o in self.created.values() if o.ok),
-            "updated": sum(1 for o in self.updated.values() if o.ok),
+            "created": self.created,
+            "updated": self.updated,
             "unchanged": self.unchanged,
             "unmatched": self.unmatched,
             "deleted_before_written": self.deleted_before_written,
             "failed": len(self.failed),
             "recovered": self.recovered,
+            "pages": self.pages,
             "api_calls": self.api_calls,
             "dry_run": False,
         }
@@ -201,7 +215,10 @@ class TicketRecordLoad:
         mapping: TicketRecordMapping,
         options: TicketRecordOptions,
         log: Log,
+        *,
+        page_size: int = settings.INTACCT_TICKET_LOAD_PAGE,
     ) -> None:
+        self.page_size = page_size
         self.intacct = intacct
         self.store = store
         self.writer = ExactlyOnceWriter(intacct, mapping)
@@ -210,38 +227,88 @@ class TicketRecordLoad:
         self.log = log
 
     def run(self) -> TicketRecordResult:
+        """Page through the staged tickets to consider (keyset by ticket id): each page is
+        planned, looked up and written before the next is read. Only whole write chunks
+        are sent per page; the rest (fewer than a chunk) joins the next page's writes, so
+        paging costs no partly filled write per page."""
         start = self.intacct.http_calls
         result = TicketRecordResult(dry_run=self.options.dry_run)
-        plan = self._plan()
-        unknown = [w.ticket_id for w in plan.writes if w.record_id is None]
-        creates, updates = self.writer.split(plan.writes, self.writer.existing(unknown))
-        result.would_create, result.would_update = len(creates), len(updates)
-        result.unchanged, result.unmatched = plan.unchanged, len(plan.unmatched)
-        result.deleted_before_written = len(plan.deleted_unwritten)
-        result.preview = [_preview("create", w) for w in creates] + [
-            _preview("update", w) for w in updates
-        ]
-        if not self.options.dry_run:
-            self._settle(plan)
-            created = _Slices(lambda outcomes: self._record(outcomes, result.created))
-            updated = _Slices(lambda outcomes: self._record(outcomes, result.updated))
-            try:
-                result.recovered = self.writer.write(creates, updates, created.add, updated.add)
-            finally:
-                # Also when a write failed: what was confirmed before it stays recorded.
-                created.flush()
-                updated.flush()
-                self._report(plan, result)
-        result.api_calls = self.intacct.http_calls - start
-        return result
-
-    def _plan(self) -> TicketRecordPlan:
-        tickets = self.store.tickets_to_load(full=self.options.full_refresh)
-        links = self.store.ticket_links([t["ticket_id"] for t in tickets]) if tickets else {}
         vendors = {
             org: VendorRef(*ref) for org, ref in self.store.vendors_by_organization().items()
         }
-        return plan_ticket_records(tickets, links, vendors, self.mapping)
+        creates: list[PlannedRecord] = []
+        updates: list[PlannedRecord] = []
+        try:
+            after: int | None = None
+            while page := self.store.tickets_to_load(
+                full=self.options.full_refresh, after=after, limit=self.page_size
+            ):
+                after = page[-1]["ticket_id"]
+                result.pages += 1
+                page_creates, page_updates = self._plan_page(page, vendors, result)
+                creates += page_creates
+                updates += page_updates
+                creates, updates = self._write(creates, updates, result, whole_chunks=True)
+            self._write(creates, updates, result, whole_chunks=False)
+        finally:
+            self._report(result)
+        result.api_calls = self.intacct.http_calls - start
+        return result
+
+    def _plan_page(
+        self,
+        tickets: list[dict[str, Any]],
+        vendors: dict[int, VendorRef],
+        result: TicketRecordResult,
+    ) -> tuple[list[PlannedRecord], list[PlannedRecord]]:
+        """Plan one page, look up its unknown records, settle what needs no write; returns
+        the page's (creates, updates)."""
+        links = self.store.ticket_links([t["ticket_id"] for t in tickets])
+        plan = plan_ticket_records(tickets, links, vendors, self.mapping)
+        unknown = [w.ticket_id for w in plan.writes if w.record_id is None]
+        creates, updates = self.writer.split(plan.writes, self.writer.existing(unknown))
+        result.would_create += len(creates)
+        result.would_update += len(updates)
+        result.unchanged += plan.unchanged
+        result.unmatched += len(plan.unmatched)
+        result.deleted_before_written += len(plan.deleted_unwritten)
+        room = settings.PREVIEW_ROWS - len(result.preview)
+        result.preview += (
+            [_preview("create", w) for w in creates[:room]]
+            + [_preview("update", w) for w in updates[:room]]
+        )[: max(room, 0)]
+        for ticket_id, reason in list(plan.unmatched.items())[: settings.PREVIEW_ROWS]:
+            self.log.info("ticket %s unmatched: %s", ticket_id, reason)
+        if self.options.dry_run:
+            return [], []
+        self._settle(plan)
+        return creates, updates
+
+    def _write(
+        self,
+        creates: list[PlannedRecord],
+        updates: list[PlannedRecord],
+        result: TicketRecordResult,
+        *,
+        whole_chunks: bool,
+    ) -> tuple[list[PlannedRecord], list[PlannedRecord]]:
+        """Write (only whole chunks when `whole_chunks`); returns what is left to write."""
+        size = self.writer.chunk_size
+        keep_c = len(creates) % size if whole_chunks else 0
+        keep_u = len(updates) % size if whole_chunks else 0
+        send_c, left_c = creates[: len(creates) - keep_c], creates[len(creates) - keep_c :]
+        send_u, left_u = updates[: len(updates) - keep_u], updates[len(updates) - keep_u :]
+        if not send_c and not send_u:
+            return left_c, left_u
+        created = _Slices(lambda outcomes: self._record(outcomes, result, created=True))
+        updated = _Slices(lambda outcomes: self._record(outcomes, result, created=False))
+        try:
+            result.recovered += self.writer.write(send_c, send_u, created.add, updated.add)
+        finally:
+            # Also when a write failed: what was confirmed before it stays recorded.
+            created.flush()
+            updated.flush()
+        return left_c, left_u
 
     def _settle(self, plan: TicketRecordPlan) -> None:
         """What the plan decides without a write, in one transaction: tickets deleted
@@ -269,7 +336,7 @@ class TicketRecordLoad:
             )
             self.store.quarantine_resolve(QUARANTINE_UNMATCHED, matched, conn=conn)
 
-    def _record(self, outcomes: Outcomes, into: dict[int, WriteOutcome]) -> None:
+    def _record(self, outcomes: Outcomes, result: TicketRecordResult, *, created: bool) -> None:
         """One chunk's links and quarantine, in one transaction."""
         now = utcnow()
         rows = [_link_row(w, o, now) for w, o in outcomes]
@@ -280,11 +347,9 @@ class TicketRecordLoad:
             self.store.quarantine_resolve(
                 QUARANTINE_RECORD, [str(w.ticket_id) for w, o in outcomes if o.ok], conn=conn
             )
-        into.update({w.ticket_id: o for w, o in outcomes})
+        result.count(outcomes, created=created)
 
-    def _report(self, plan: TicketRecordPlan, result: TicketRecordResult) -> None:
-        for ticket_id, reason in list(plan.unmatched.items())[: settings.PREVIEW_ROWS]:
-            self.log.info("ticket %s unmatched: %s", ticket_id, reason)
+    def _report(self, result: TicketRecordResult) -> None:
         for ticket_id, outcome in list(result.failed.items())[: settings.PREVIEW_ROWS]:
             self.log.warning("ticket %s not written to Intacct: %s", ticket_id, outcome.message)
 

@@ -399,13 +399,16 @@ class SandboxState:
 
     def export_organizations(self, *, start_time: int, per_page: int, base: str) -> dict:
         """Time-based incremental export of organizations, ordered by `updated_at`; like
-        the ticket export, a page ends on a whole second."""
+        the ticket export, a page ends on a whole second (so it can hold more than
+        `per_page`), and what changed in the last `export_lag_s` is left out, as Zendesk
+        leaves out the minute before the request."""
         with self.lock:
             self.advance_jobs()
+            cutoff = self.clock() - self.config.export_lag_s
             ordered = sorted(
-                (epoch(org["updated_at"]), org_id)
+                (stamp, org_id)
                 for org_id, org in self.organizations.items()
-                if epoch(org["updated_at"]) >= start_time
+                if start_time <= (stamp := epoch(org["updated_at"])) < cutoff
             )
             page = ordered[:per_page]
             if page:

@@ -113,11 +113,20 @@ class TicketTables(CursorTables):
             return [dict(r._mapping) for r in c.execute(query)]
 
     def tickets_to_load(
-        self, *, full: bool = False, conn: Connection | None = None
+        self,
+        *,
+        full: bool = False,
+        after: int | None = None,
+        limit: int | None = None,
+        conn: Connection | None = None,
     ) -> list[dict[str, Any]]:
         """Staged tickets an Intacct load must consider: never written, failed, or whose
         staged content is not the content the last write carried. `full` returns every
         staged ticket.
+
+        Keyset paging by ticket id (`after` the last id of the previous page, at most
+        `limit` rows) keeps a load's memory at one page whatever the backlog: a ticket
+        whose write failed stays behind the keyset, so paging always moves forward.
 
         The choice rests on content, not time: a version staged while another run was
         still writing an older one differs from the `staged_hash` that run records, so it
@@ -137,6 +146,10 @@ class TicketTables(CursorTables):
                     link.c.staged_hash != t.c.content_hash,
                 )
             )
+        if after is not None:
+            query = query.where(t.c.ticket_id > after)
+        if limit is not None:
+            query = query.limit(limit)
         with self._read(conn) as c:
             return [dict(r._mapping) for r in c.execute(query)]
 

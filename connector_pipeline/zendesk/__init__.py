@@ -1,7 +1,12 @@
 """Zendesk Support API client (no Dagster here): auth, retries, organizations, bulk jobs,
 incremental ticket export, webhook signatures."""
 
-from connector_pipeline.zendesk.client import TicketExportPage, ZendeskClient, parse_export_page
+from connector_pipeline.zendesk.client import (
+    OrganizationExportPage,
+    TicketExportPage,
+    ZendeskClient,
+    parse_export_page,
+)
 from connector_pipeline.zendesk.errors import (
     ZendeskAuthError,
     ZendeskConflict,
@@ -22,6 +27,7 @@ from connector_pipeline.zendesk.jobs import BulkItemResult, JobStatus
 __all__ = [
     "BulkItemResult",
     "JobStatus",
+    "OrganizationExportPage",
     "TicketExportPage",
     "ZendeskAuthError",
     "ZendeskClient",

@@ -20,14 +20,17 @@ from connector_pipeline_tests.e2e.test_full_sync import metadata, ticket_range_t
 ASSETS = [intacct_vendors, zendesk_organizations, zendesk_tickets, intacct_ticket_records]
 
 
-def check_results(p: Pipeline) -> dict[str, dg.AssetCheckEvaluation]:
+def check_results(
+    p: Pipeline, *, against_zendesk: bool = True
+) -> dict[str, dg.AssetCheckEvaluation]:
     job = dg.Definitions(
         assets=[*ASSETS],
         asset_checks=ALL_CHECKS,
         resources=p.resources(),
         jobs=[dg.define_asset_job("checks_only", selection=dg.AssetSelection.all_asset_checks())],
     ).resolve_job_def("checks_only")
-    result = job.execute_in_process(instance=p.instance, raise_on_error=False)
+    tags = {settings.ZENDESK_COMPARISON_TAG: "true"} if against_zendesk else {}
+    result = job.execute_in_process(instance=p.instance, raise_on_error=False, tags=tags)
     return {
         f"{e.asset_key.path[-1]}:{e.check_name}": e for e in result.get_asset_check_evaluations()
     }
@@ -76,6 +79,15 @@ def test_checks_pass_after_a_sync_and_catch_what_goes_wrong(sqlite_url: str) -> 
                 params={"ids": gone["id"]},
                 auth=(f"{p.env['ZENDESK_EMAIL']}/token", p.env["ZENDESK_API_TOKEN"]),
             ).raise_for_status()
+        # Outside the nightly reconciliation the checks read the ledger only: no call to
+        # Zendesk, and the deletion waits for the nightly comparison.
+        before = p.zendesk_stats()["requests_total"]
+        ledger_only = check_results(p, against_zendesk=False)
+        assert p.zendesk_stats()["requests_total"] == before
+        ledger_check = ledger_only["zendesk_organizations:every_active_vendor_has_one_organization"]
+        assert ledger_check.passed and ledger_check.metadata["api_calls"].value == 0
+        assert ledger_check.metadata["compared_with"].value == "ledger"
+
         checks = check_results(p)
         failed = checks["zendesk_organizations:every_active_vendor_has_one_organization"]
         assert not failed.passed

@@ -1,5 +1,6 @@
 """The webhook inbox sensor: the ledger says what is pending, so restarts, restores and a
-move to Postgres never leave deliveries behind, and one run drains everything pending."""
+move to Postgres never leave deliveries behind, and one run drains everything pending.
+And the tags that say why a run was launched and what it wrote."""
 
 from __future__ import annotations
 
@@ -197,3 +198,49 @@ def test_a_move_from_sqlite_to_postgres_is_drained(
     record_run(instance, request, dg.DagsterRunStatus.SUCCESS)
     drain(postgres_url)
     assert isinstance(evaluate(instance, postgres_url), dg.SkipReason)
+
+
+def test_a_successful_run_is_tagged_with_what_it_wrote(instance: dg.DagsterInstance) -> None:
+    from connector_pipeline.defs.automation import (
+        FAILED_TAG,
+        OUTCOME_TAG,
+        WRITTEN_TAG,
+        tag_runs_with_what_they_wrote,
+    )
+
+    @dg.asset
+    def organizations() -> dg.MaterializeResult:
+        return dg.MaterializeResult(metadata={"created": 2, "updated": 3, "failed": 0})
+
+    @dg.asset
+    def records() -> dg.MaterializeResult:
+        return dg.MaterializeResult(metadata={"created": 0, "updated": 1, "failed": 1})
+
+    @dg.asset
+    def idle() -> dg.MaterializeResult:
+        return dg.MaterializeResult(metadata={"created": 0, "updated": 0, "unchanged": 7})
+
+    def tags_after(assets: list[dg.AssetsDefinition]) -> dict[str, str]:
+        result = dg.materialize(assets, instance=instance)
+        run = instance.get_run_by_id(result.run_id)
+        assert run is not None
+        context = dg.build_run_status_sensor_context(
+            sensor_name="tag_runs_with_what_they_wrote",
+            dagster_instance=instance,
+            dagster_run=run,
+            dagster_event=next(
+                e for e in result.all_events if e.event_type_value == "PIPELINE_SUCCESS"
+            ),
+        )
+        tag_runs_with_what_they_wrote(context)
+        tagged = instance.get_run_by_id(result.run_id)
+        assert tagged is not None
+        return {k: v for k, v in tagged.tags.items() if k.startswith("ml-connector/")}
+
+    assert tags_after([organizations, records]) == {
+        OUTCOME_TAG: "failed-writes",
+        WRITTEN_TAG: "6",
+        FAILED_TAG: "1",
+    }
+    assert tags_after([organizations]) == {OUTCOME_TAG: "wrote", WRITTEN_TAG: "5", FAILED_TAG: "0"}
+    assert tags_after([idle]) == {OUTCOME_TAG: "no-change", WRITTEN_TAG: "0", FAILED_TAG: "0"}

@@ -47,7 +47,7 @@ START_TIMEOUT_S = 120
 # The vendor sync schedule fires every minute here; a run then takes a few seconds.
 SCHEDULED_RUN_TIMEOUT_S = 120
 RUN_TIMEOUT_S = 90
-# Run monitoring polls every 15 s and frees a dead run's slots 15 s after it failed.
+# Run monitoring polls every 10 s and frees a dead run's slots 10 s after it failed.
 SLOT_BACK_TIMEOUT_S = 90
 PROCESS_STOP_TIMEOUT_S = 20
 

@@ -4,6 +4,7 @@ models of what Intacct and Zendesk do with the calls, with switches for failures
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,7 +12,7 @@ from typing import Any
 
 from connector_pipeline.intacct import IntacctWriteOutcomeUnknown
 from connector_pipeline.outcome import FailureKind, WriteOutcome
-from connector_pipeline.zendesk import TicketExportPage, ZendeskServerError
+from connector_pipeline.zendesk import OrganizationExportPage, TicketExportPage, ZendeskServerError
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,9 @@ class FakeZendesk(_Calls):
     tickets: dict[int, dict[str, Any]] = field(default_factory=dict)
     export_pages: list[TicketExportPage] = field(default_factory=list)
     lose_next_create: bool = False
+    export_page_size: int = 1000
+    # Organization ids the organization export does not show yet.
+    export_blind: set[int] = field(default_factory=set)
     export_calls: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -180,6 +184,23 @@ class FakeZendesk(_Calls):
             for o in self.organizations.values()
             if str(o.get("external_id")).lower() in wanted
         ]
+
+    def count_organizations(self) -> int:
+        self._call("count")
+        return len(self.organizations)
+
+    def iter_organization_export(self, *, start_time: int = 0) -> Iterator[OrganizationExportPage]:
+        """Every organization, `export_page_size` a page; like Zendesk's, it leaves out
+        those in `export_blind` (changed in the minute before the request)."""
+        visible = [
+            dict(o) for i, o in sorted(self.organizations.items()) if i not in self.export_blind
+        ]
+        size = self.export_page_size
+        for start in range(0, max(len(visible), 1), size):
+            self._call("export_organizations")
+            yield OrganizationExportPage(
+                visible[start : start + size], int(time.time()), start + size >= len(visible)
+            )
 
     def create_many_organizations(self, organizations: Sequence[Mapping[str, Any]]) -> list[Item]:
         self._call("create_many")

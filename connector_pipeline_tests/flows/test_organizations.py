@@ -114,7 +114,76 @@ def test_dry_run_writes_nothing(store: StagingStore) -> None:
         "unchanged": 0,
         "drifted": 0,
         "external_id_collisions": 0,
+        "lookup": "show_many",
         "api_calls": 1,
         "dry_run": True,
     }
     assert zendesk.organizations == {} and store.vendor_links() == {}
+
+
+def _many(store: StagingStore, zendesk: FakeZendesk, vendors: int, preexisting: int) -> None:
+    """`vendors` vendors, the first `preexisting` already with a hand-made organization."""
+    store.upsert_vendors([vendor_row(n) for n in range(1, vendors + 1)])
+    for n in range(1, preexisting + 1):
+        zendesk.organizations[n] = {"id": n, "name": f"Hand {n}", "external_id": f"V{n:06d}"}
+
+
+def test_a_first_sync_finds_what_exists_in_one_pass_not_one_call_per_100(
+    store: StagingStore,
+) -> None:
+    zendesk = FakeZendesk(export_page_size=20)
+    _many(store, zendesk, vendors=450, preexisting=30)
+    result = _sync(zendesk, store)
+    assert result.lookup == "export"
+    # count + 2 pages of the export, against 5 show_many calls for 450 external ids.
+    assert (zendesk.calls.count("count"), zendesk.calls.count("export_organizations")) == (1, 2)
+    assert zendesk.calls.count("show_many") == 0
+    assert (result.metadata()["created"], result.metadata()["updated"]) == (420, 30)
+    assert len(zendesk.organizations) == 450 and all(_linked(store).values())
+
+
+def test_few_lookups_use_show_many(store: StagingStore) -> None:
+    zendesk = FakeZendesk()
+    _many(store, zendesk, vendors=150, preexisting=3)
+    result = _sync(zendesk, store)
+    assert result.lookup == "show_many" and "count" not in zendesk.calls
+    assert zendesk.calls.count("show_many") == 1  # the fake answers any number at once
+    assert len(zendesk.organizations) == 150
+
+
+def test_a_pass_right_after_a_lost_create_also_asks_show_many(store: StagingStore) -> None:
+    """The export leaves out the last minute: organizations a crashed run created just
+    before are not in the pass, so what the pass did not find is looked up by external
+    id, and nothing is created twice."""
+    zendesk = FakeZendesk(lose_next_create=True)
+    _many(store, zendesk, vendors=450, preexisting=30)
+    with pytest.raises(ZendeskServerError):
+        _sync(zendesk, store)
+    assert len(zendesk.organizations) == 450
+    zendesk.export_blind = {i for i in zendesk.organizations if i > 30}
+    retry = _sync(zendesk, store)
+    assert retry.lookup == "export" and zendesk.calls.count("show_many") == 1
+    assert (retry.metadata()["created"], retry.metadata()["updated"]) == (0, 450)
+    assert len(zendesk.organizations) == 450 and all(_linked(store).values())
+
+
+def test_the_pass_alone_when_our_creates_are_long_past(store: StagingStore) -> None:
+    zendesk = FakeZendesk()
+    _many(store, zendesk, vendors=450, preexisting=30)
+    store.set_cursor("zendesk_organizations/creates_started", "0.0")
+    result = _sync(zendesk, store)
+    assert result.lookup == "export" and "show_many" not in zendesk.calls
+    assert len(zendesk.organizations) == 450
+
+
+def test_the_pass_tells_which_names_are_taken_so_creates_need_no_second_call(
+    store: StagingStore,
+) -> None:
+    zendesk = FakeZendesk()
+    _many(store, zendesk, vendors=450, preexisting=0)
+    # A hand-made organization holds vendor 7's name under no external id.
+    zendesk.organizations[1] = {"id": 1, "name": "Acme Supplies 7", "external_id": None}
+    result = _sync(zendesk, store)
+    assert result.lookup == "export" and result.name_collisions == 1
+    assert zendesk.calls.count("create_many") == 1  # no second call for the renamed one
+    assert any(o["name"] == "Acme Supplies 7 (V000007)" for o in zendesk.organizations.values())

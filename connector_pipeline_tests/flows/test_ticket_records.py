@@ -160,3 +160,48 @@ def test_dry_run_plans_with_the_lookup_and_writes_nothing(store: StagingStore) -
     assert (result.would_create, result.would_update) == (2, 1)
     assert intacct.calls == ["query"] and store.ticket_links() == {}
     assert [p["action"] for p in result.preview] == ["create", "create", "update"]
+
+
+def test_the_load_pages_through_the_backlog_a_page_at_a_time(store: StagingStore) -> None:
+    """Memory follows a page: each page is read, looked up and written before the next
+    one is read, and a refused record does not stop the keyset from moving on."""
+    _ledger(store, 7)
+    store.upsert_tickets([ticket_row(3, subject="REJECT")])
+    intacct = FakeIntacct()
+    flow = TicketRecordLoad(
+        intacct, store, TicketRecordMapping(), TicketRecordOptions(), Log(), page_size=3
+    )
+    result = flow.run()
+    assert result.pages == 3  # 3 + 3 + 1 tickets
+    assert result.metadata()["created"] == 6 and list(result.failed) == [3]
+    # One lookup per page (before its creates), never one for the whole backlog.
+    assert intacct.calls.count("query") == 3
+    assert sorted(r["ticket_id"] for r in intacct.records.values()) == [
+        str(t) for t in (1, 2, 4, 5, 6, 7)
+    ]
+    # Only the refused ticket is still to load, in a page of its own.
+    assert [t["ticket_id"] for t in store.tickets_to_load(after=None, limit=3)] == [3]
+
+
+def test_tickets_to_load_pages_by_ticket_id(store: StagingStore) -> None:
+    store.upsert_tickets([ticket_row(t) for t in (5, 1, 9, 3)])
+    first = store.tickets_to_load(limit=2)
+    assert [t["ticket_id"] for t in first] == [1, 3]
+    rest = store.tickets_to_load(after=first[-1]["ticket_id"], limit=2)
+    assert [t["ticket_id"] for t in rest] == [5, 9]
+    assert store.tickets_to_load(after=9, limit=2) == []
+
+
+def test_a_page_sends_only_whole_chunks_and_carries_the_rest(store: StagingStore) -> None:
+    """Pages of 3 tickets, chunks of 2 writes: 7 tickets cost 4 creates (2+2+2+1), not
+    one partly filled create per page (2+1, 2+1, 1)."""
+    _ledger(store, 7)
+    intacct = FakeIntacct()
+    flow = TicketRecordLoad(
+        intacct, store, TicketRecordMapping(), TicketRecordOptions(), Log(), page_size=3
+    )
+    flow.writer.chunk_size = 2
+    result = flow.run()
+    assert result.metadata()["created"] == 7 and result.pages == 3
+    assert intacct.calls.count("create") == 4
+    assert store.tickets_to_load() == []

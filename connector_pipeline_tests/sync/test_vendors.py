@@ -14,6 +14,7 @@ from connector_pipeline.sync.vendors import (
     desired_organizations,
     disambiguate_names,
     drifted_fields,
+    lookup_by_export,
     map_vendor,
     mass_deletion,
     needs_lookup,
@@ -191,6 +192,17 @@ def test_reconcile_links_rewrites_only_drifted_and_missing(mapping):
     assert sorted(p["external_id"] for p in plan.create) == ["V3", "V4"]
 
 
+def test_a_vendor_change_not_yet_synced_is_not_drift(mapping):
+    written = map_vendor(staged(RECORDNO="5", VENDORID="V5", NAME="Old Name"), mapping)
+    changed = map_vendor(staged(RECORDNO="5", VENDORID="V5", NAME="New Name"), mapping)
+    links = {"v5": {"organization_id": 905, "written_hash": written.hash}}
+    # Zendesk holds what was written; only Intacct changed since.
+    fresh, drift = reconcile_links([changed], links, {905: as_zendesk_returns(written, id=905)})
+    assert drift == {}
+    plan = plan_organizations([changed], fresh, existing={})
+    assert [p["name"] for p in plan.update] == ["New Name"]  # updated all the same
+
+
 def test_custom_mapping_file():
     m = ConnectorMapping.from_yaml(
         """
@@ -245,6 +257,22 @@ def test_plan_skips_unchanged_updates_linked_and_looks_up_the_rest(mapping):
     assert plan.unchanged == 1
     assert [p["external_id"] for p in plan.create] == ["V3"]
     assert sorted((p["external_id"], p["id"]) for p in plan.update) == [("V2", 102), ("V4", 104)]
+
+
+@pytest.mark.parametrize(
+    ("candidates", "organizations", "export"),
+    [
+        (10_000, 3_000, True),  # first sync: 3 export pages against 100 show_many calls
+        (10_000, 150_000, False),  # a huge account: 150 pages against 100 calls
+        (250, 0, True),  # an empty account: one page against 3 calls
+        (100, 0, False),  # one show_many call is never beaten
+        (300, 2_500, False),  # 3 pages against 3 calls: show_many, no export budget spent
+    ],
+)
+def test_lookup_by_export_picks_the_cheaper_lookup(
+    candidates: int, organizations: int, export: bool
+) -> None:
+    assert lookup_by_export(candidates, organizations) is export
 
 
 def test_external_ids_equal_but_for_case_are_a_collision_naming_both(mapping):
