@@ -9,6 +9,13 @@ from typing import Any, TypedDict
 # The one spelling of "gone": a staged vendor a complete read of Intacct no longer returned,
 # and a ticket Zendesk reports as deleted.
 DELETED = "deleted"
+# Ticket statuses after which the work is done; a ticket can be reopened from "solved".
+SOLVED_STATUSES = frozenset({"solved", "closed"})
+# Keys a staged ticket's raw payload gains beyond Zendesk's ticket object: the sideloaded
+# requester ({name, email}) and group ({name}), and the derived solved time.
+REQUESTER_KEY = "requester"
+GROUP_KEY = "group"
+SOLVED_AT_KEY = "solved_at"
 
 
 class VendorRow(TypedDict):

@@ -134,6 +134,10 @@ INTACCT_TICKET_FIELDS = (
     "ticket_url",
     "assignee_group_id",
     "satisfaction_rating",
+    "requester_name",
+    "requester_email",
+    "assignee_group",
+    "solved_at",
     "RVENDOR",
 )
 # Sandbox gateway defaults.

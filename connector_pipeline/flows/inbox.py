@@ -11,6 +11,7 @@ from connector_pipeline import settings
 from connector_pipeline.flows.ports import TicketLookup
 from connector_pipeline.flows.tickets import stage_tickets
 from connector_pipeline.staging import InboxRow, StagingStore, UpsertCounts
+from connector_pipeline.sync.tickets import lacks_context
 from connector_pipeline.zendesk.events import WebhookPayloadError, parse_webhook_payload
 
 QUARANTINE_EVENT = "webhook_event"
@@ -87,12 +88,17 @@ class InboxDrain:
 
     def _drain(self, rows: Sequence[InboxRow], result: InboxDrainResult) -> None:
         batch = self._parse(rows, result)
-        if batch.to_fetch:
-            fetched = self.zendesk.show_many_tickets(sorted(batch.to_fetch))
+        to_fetch = set(batch.to_fetch) | self._unnamed(batch.tickets)
+        if to_fetch:
+            # One show_many per 100 tickets, requester and group sideloaded.
+            fetched = self.zendesk.show_many_tickets(sorted(to_fetch))
             result.fetched += len(fetched)
-            batch.tickets.update({int(t["id"]): t for t in fetched})
+            for ticket in fetched:
+                # Newest wins: a fetch is normally at least as new as the event.
+                _keep_newest(batch.tickets, int(ticket["id"]), ticket)
             # A ticket show_many no longer returns was deleted meanwhile; the export
-            # reports it as deleted, so these events need nothing more.
+            # reports it as deleted, so these events need nothing more (and a complete
+            # event's own ticket is staged as it came).
             batch.done += [i for ids in batch.to_fetch.values() for i in ids]
         staged = stage_tickets(
             self.store, batch.tickets.values(), "webhook", processed_inbox=batch.done
@@ -100,6 +106,15 @@ class InboxDrain:
         result.counts += staged.counts
         result.staged += len(batch.tickets) - staged.invalid
         result.invalid += staged.invalid
+
+    def _unnamed(self, tickets: dict[int, dict[str, Any]]) -> set[int]:
+        """Complete events whose requester or group the ledger cannot name (a ticket new
+        to it, or a changed requester or group): events carry ids, not names, so these
+        are fetched. A ticket whose people are already staged costs no call."""
+        if not tickets:
+            return set()
+        staged = {row["ticket_id"]: row["raw"] for row in self.store.tickets(sorted(tickets))}
+        return {i for i, t in tickets.items() if lacks_context(t, staged.get(i))}
 
     def _parse(self, rows: Sequence[InboxRow], result: InboxDrainResult) -> _Batch:
         batch = _Batch()

@@ -12,7 +12,7 @@ from typing import Any
 from connector_pipeline.domain import TicketRow
 from connector_pipeline.flows.ports import TicketFeed
 from connector_pipeline.staging import StagingStore, UpsertCounts
-from connector_pipeline.sync.tickets import InvalidTicket, stage_ticket
+from connector_pipeline.sync.tickets import InvalidTicket, stage_ticket, with_ledger_context
 
 LIVE_CURSOR = "zendesk_tickets/live"
 QUARANTINE_TICKET = "zendesk_ticket"
@@ -37,12 +37,21 @@ def stage_tickets(
     processed_inbox: Sequence[int] = (),
 ) -> Staged:
     """Stage tickets; invalid ones go to quarantine with their payload, and the cursor
-    and the inbox rows they came from are settled, all in one transaction."""
+    and the inbox rows they came from are settled, all in one transaction. Each ticket
+    is staged with what the ledger's version of it adds (`with_ledger_context`: the
+    requester and group a webhook event does not name, the derived solved time)."""
+    tickets = list(tickets)
+    ids = [i for i in map(_ticket_id, tickets) if i is not None]
+    previous = {row["ticket_id"]: row["raw"] for row in store.tickets(ids)} if ids else {}
     rows: list[TicketRow] = []
     bad: list[tuple[str, str, Any]] = []
     for ticket in tickets:
+        ticket_id = _ticket_id(ticket)
         try:
-            rows.append(stage_ticket(ticket, source))
+            staged = with_ledger_context(
+                ticket, previous.get(ticket_id) if ticket_id is not None else None
+            )
+            rows.append(stage_ticket(staged, source))
         except InvalidTicket as exc:
             bad.append((str(ticket.get("id")), str(exc), ticket))
     with store.transaction() as conn:
@@ -51,6 +60,14 @@ def stage_tickets(
         if processed_inbox:
             store.mark_inbox_processed(list(processed_inbox), conn=conn)
     return Staged(counts, len(bad))
+
+
+def _ticket_id(ticket: Mapping[str, Any]) -> int | None:
+    """The id, or None for a ticket stage_ticket will quarantine."""
+    try:
+        return int(ticket.get("id"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from connector_pipeline.sandbox.zendesk_people import FIRST_GROUP_ID, GROUP_NAMES
 from connector_pipeline.sandbox.zendesk_state import (
     FIRST_USER_ID,
     TICKET_PRIORITIES,
@@ -46,6 +47,8 @@ _STATUS_WEIGHTS = (
     ("closed", 2),
 )
 _DAY_S = 86_400.0
+# Some tickets have no group yet, as in a live account.
+_GROUPS = (None, *range(FIRST_GROUP_ID, FIRST_GROUP_ID + len(GROUP_NAMES)))
 
 
 class SeedRequest(BaseModel):
@@ -85,7 +88,7 @@ def seed(state: SandboxState, request: SeedRequest) -> dict[str, Any]:
             created = newest - rng.uniform(0, request.days * _DAY_S)
             updated = min(created + rng.uniform(0, 3 * _DAY_S), newest)
             assigned = pool and rng.random() >= request.unassigned_fraction
-            fields = {
+            fields: dict[str, Any] = {
                 "subject": rng.choice(_SUBJECTS),
                 "status": rng.choices(statuses, weights)[0],
                 "priority": rng.choice((None, *TICKET_PRIORITIES)),
@@ -95,6 +98,9 @@ def seed(state: SandboxState, request: SeedRequest) -> dict[str, Any]:
                 "assignee_id": rng.choice((None, FIRST_USER_ID)),
                 "tags": sorted(rng.sample(("billing", "ap", "vendor", "urgent", "w9"), 2)),
             }
+            # From the requester, not the generator, so a seed keeps giving the tickets it
+            # gave before groups existed.
+            fields["group_id"] = _GROUPS[fields["requester_id"] % len(_GROUPS)]
             ticket = state.new_ticket(fields, at=updated, created=created)
             ticket_ids.append(ticket["id"])
         if ticket_ids:

@@ -31,6 +31,7 @@ from connector_pipeline.sandbox.zendesk_errors import (
 )
 from connector_pipeline.sandbox.zendesk_jobs import JobQueue
 from connector_pipeline.sandbox.zendesk_org_fields import OrganizationFields
+from connector_pipeline.sandbox.zendesk_people import People
 from connector_pipeline.sandbox.zendesk_rate import RateLimiter, max_in_window
 
 FIRST_ORGANIZATION_ID = 6_100_000_000_000
@@ -179,6 +180,7 @@ class SandboxState:
             self.last_event_id = FIRST_EVENT_ID
             self.last_position = 0.0
             self.organization_fields = OrganizationFields(self.lock, self.clock, self.url)
+            self.people = People(self.lock, self.url)
             self.job_queue = JobQueue(self.lock, self.clock, self.url, self.random)
             self.requests: Counter[str] = Counter()
             self.statuses: Counter[str] = Counter()
@@ -697,7 +699,13 @@ class SandboxState:
             return [dict(self.tickets[k]) for k in sorted(self.tickets)]
 
     def export_cursor(
-        self, *, start_time: int | None, cursor: str | None, per_page: int, base: str
+        self,
+        *,
+        start_time: int | None,
+        cursor: str | None,
+        per_page: int,
+        base: str,
+        include: str | None = None,
     ) -> dict[str, Any]:
         with self.lock:
             after = decode_cursor(cursor) if cursor else (float(start_time or 0), 0)
@@ -716,6 +724,7 @@ class SandboxState:
                 tickets.append(ticket)
             return {
                 "tickets": tickets,
+                **self.people.sideloads(tickets, include),
                 "after_url": f"{base}incremental/tickets/cursor.json"
                 f"?cursor={after_cursor.replace('=', '%3D')}",
                 "before_url": None,
@@ -724,7 +733,9 @@ class SandboxState:
                 "end_of_stream": len(ordered) <= per_page,
             }
 
-    def export_time_based(self, *, start_time: int, per_page: int, base: str) -> dict[str, Any]:
+    def export_time_based(
+        self, *, start_time: int, per_page: int, base: str, include: str | None = None
+    ) -> dict[str, Any]:
         """Whole seconds: a page always ends on a complete `generated_timestamp`, so it can
         hold more than `per_page` tickets (seen live: per_page=1 gave 7)."""
         with self.lock:
@@ -741,8 +752,10 @@ class SandboxState:
                 end_time = last_stamp + 1
             else:
                 end_time = start_time
+            tickets = [dict(self.tickets[ticket_id]) for _, ticket_id in page]
             return {
-                "tickets": [dict(self.tickets[ticket_id]) for _, ticket_id in page],
+                "tickets": tickets,
+                **self.people.sideloads(tickets, include),
                 "count": len(page),
                 "end_of_stream": len(page) == len(ordered),
                 "next_page": f"{base}incremental/tickets.json"

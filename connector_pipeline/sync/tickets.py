@@ -15,7 +15,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connector_pipeline import settings
-from connector_pipeline.domain import DELETED, TicketRow
+from connector_pipeline.domain import (
+    DELETED,
+    GROUP_KEY,
+    REQUESTER_KEY,
+    SOLVED_AT_KEY,
+    SOLVED_STATUSES,
+    TicketRow,
+)
 from connector_pipeline.sync.hashing import content_hash, json_safe
 from connector_pipeline.sync.templates import render
 
@@ -40,6 +47,76 @@ def _optional_int(value: Any) -> int | None:
     if value in (None, "", "0", 0):
         return None
     return int(value)
+
+
+# Sideloaded context and the id field that names what it describes.
+_CONTEXT_KEYS = ((REQUESTER_KEY, "requester_id"), (GROUP_KEY, "group_id"))
+
+
+# Statuses that keep a solved time: solved, closed, and deleted after either.
+_DONE = SOLVED_STATUSES | {DELETED}
+
+
+def _status(ticket: Mapping[str, Any]) -> str:
+    return str(ticket.get("status") or "").strip().lower()
+
+
+def derive_solved_at(ticket: Mapping[str, Any], previous: Mapping[str, Any] | None) -> Any:
+    """When the ticket was solved, derived from the versions the ledger staged.
+
+    Zendesk's ticket object has no solved time (it is in ticket metrics, a separate
+    resource; `include=metric_sets` on the export is UNCONFIRMED), so: the `updated_at`
+    of the first staged version whose status is solved or closed, kept by later versions
+    while the ticket stays solved, closed or deleted, and cleared when it is reopened. A
+    payload that carries its own `solved_at` wins. It is the time the connector first
+    saw the ticket solved: when one export covers several updates, that is the newest of
+    them, so it can be later than the real solve, never earlier."""
+    status = _status(ticket)
+    if status not in _DONE:
+        return None
+    if ticket.get(SOLVED_AT_KEY):
+        return ticket[SOLVED_AT_KEY]
+    if previous and previous.get(SOLVED_AT_KEY) and _status(previous) in _DONE:
+        return previous[SOLVED_AT_KEY]
+    return None if status == DELETED else ticket.get("updated_at")
+
+
+def with_ledger_context(
+    ticket: Mapping[str, Any], previous: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The ticket as it is staged: what this payload does not say but the staged version
+    `previous` (its raw payload) does, carried over, and the derived `solved_at`.
+
+    A webhook event carries the requester's and group's ids but not their names; the
+    name staged with the same id is still right, so it is kept rather than cleared (a
+    changed id carries nothing over: the next export or fetch brings the new name). A
+    payload without the id at all (the trigger template has no `group_id`) says nothing
+    about it, so the staged name is kept too."""
+    staged = dict(ticket)
+    for key, id_field in _CONTEXT_KEYS:
+        same = id_field not in staged or (
+            staged[id_field] is not None
+            and previous is not None
+            and previous.get(id_field) == staged[id_field]
+        )
+        if key not in staged and previous and key in previous and same:
+            staged[key] = previous[key]
+    solved_at = derive_solved_at(staged, previous)
+    if solved_at:
+        staged[SOLVED_AT_KEY] = solved_at
+    else:
+        staged.pop(SOLVED_AT_KEY, None)  # an open ticket carries none (nor a stale one)
+    return staged
+
+
+def lacks_context(ticket: Mapping[str, Any], previous: Mapping[str, Any] | None) -> bool:
+    """Whether a ticket names a requester or group whose name neither it nor the staged
+    version `previous` gives: a webhook event for a new ticket, or one whose requester
+    or group changed. Such a ticket is fetched (with the sideloads) before staging."""
+    staged = with_ledger_context(ticket, previous)
+    return any(
+        staged.get(id_field) is not None and key not in staged for key, id_field in _CONTEXT_KEYS
+    )
 
 
 def stage_ticket(ticket: Mapping[str, Any], source: str) -> TicketRow:
@@ -92,6 +169,11 @@ DEFAULT_RECORD_FIELDS: dict[str, str] = {
     "ticket_url": "{agent_url}",
     "assignee_group_id": "{group_id}",
     "satisfaction_rating": "{satisfaction_rating.score}",
+    "requester_name": "{requester.name}",
+    "requester_email": "{requester.email}",
+    "assignee_group": "{group.name}",
+    # Derived: see derive_solved_at.
+    "solved_at": "{solved_at}",
 }
 # What a deleted ticket still updates: its content is scrubbed by Zendesk, so the record
 # keeps the last real subject and only learns that the ticket is gone.
@@ -141,8 +223,9 @@ def map_ticket(
     ticket: Mapping[str, Any], vendor_record_no: int, mapping: TicketRecordMapping
 ) -> dict[str, Any]:
     """The Intacct record for a staged ticket (its raw payload). Templates may use the
-    ticket's fields (dotted paths reach nested ones: `{satisfaction_rating.score}`) and
-    `{agent_url}`."""
+    ticket's fields (dotted paths reach nested ones: `{satisfaction_rating.score}`), the
+    sideloaded `{requester.name}`, `{requester.email}` and `{group.name}`, the derived
+    `{solved_at}` (`with_ledger_context`) and `{agent_url}`."""
     deleted = str(ticket.get("status", "")).lower() == DELETED
     names = DELETED_RECORD_FIELDS if deleted else tuple(mapping.fields)
     extra = {"agent_url": agent_url(ticket)}

@@ -59,6 +59,7 @@ from connector_pipeline.zendesk.ratelimit import (
     SlidingWindowLimiter,
     parse_rate_limit_headers,
 )
+from connector_pipeline.zendesk.sideloads import TICKET_SIDELOADS, attach_sideloads
 
 log = logging.getLogger(__name__)
 
@@ -680,12 +681,16 @@ class ZendeskClient:
     # --- tickets ---
 
     def show_many_tickets(self, ids: Sequence[int]) -> list[dict[str, Any]]:
+        """Tickets by id (deleted ones are absent), with requester and group sideloaded as
+        in the export."""
         found: list[dict[str, Any]] = []
         for chunk in _chunks(list(ids), settings.ZENDESK_MAX_BATCH):
             data = self._json(
-                "GET", f"{API}/tickets/show_many.json", params={"ids": _joined(chunk)}
+                "GET",
+                f"{API}/tickets/show_many.json",
+                params={"ids": _joined(chunk), "include": TICKET_SIDELOADS},
             )
-            found.extend(data.get("tickets") or [])
+            found.extend(attach_sideloads(data))
         return found
 
     def iter_tickets(
@@ -704,8 +709,10 @@ class ZendeskClient:
     ) -> Iterator[TicketExportPage]:
         """Cursor-based incremental export of tickets changed in `[start_time, end_time)`
         (by `generated_timestamp`), or from `cursor` on. Admin only. Requests are spaced by
-        the client-side 10-per-minute limiter, so the export never draws a 429."""
-        params: dict[str, Any] = {"per_page": per_page}
+        the client-side 10-per-minute limiter, so the export never draws a 429. Tickets
+        carry their requester's name and email and their group's name, sideloaded in the
+        same requests (`zendesk.sideloads`)."""
+        params: dict[str, Any] = {"per_page": per_page, "include": TICKET_SIDELOADS}
         if cursor:
             params["cursor"] = cursor
         else:
@@ -721,7 +728,11 @@ class ZendeskClient:
                 return
             if page.received == 0 and page.after_cursor == params.get("cursor"):
                 return  # an empty page that does not move the cursor would loop forever
-            params = {"per_page": per_page, "cursor": page.after_cursor}
+            params = {
+                "per_page": per_page,
+                "include": TICKET_SIDELOADS,
+                "cursor": page.after_cursor,
+            }
 
 
 def parse_export_page(
@@ -733,7 +744,7 @@ def parse_export_page(
     """One incremental-export body as a `TicketExportPage`; `seen` (ticket id -> newest
     generated_timestamp already yielded) carries de-duplication across pages."""
     seen = {} if seen is None else seen
-    raw = list(data.get("tickets") or [])
+    raw = attach_sideloads(data)
     newest: dict[int, dict[str, Any]] = {}
     passed = False
     for ticket in raw:

@@ -111,3 +111,90 @@ def test_a_failed_fetch_gives_the_batch_back_for_the_next_drain(store: StagingSt
     assert store.inbox_stats()["pending"] == 2 and store.tickets() == []
     result = InboxDrain(FakeZendesk(tickets={9: _ticket(9)}), store).run()
     assert result.staged == 2 and store.inbox_stats()["pending"] == 0
+
+
+_ANA = {"name": "Ana Alvarez", "email": "ana@vendor.example"}
+_AP = {"name": "Accounts Payable"}
+
+
+def _event(ticket_id: int, **over: Any) -> dict[str, Any]:
+    """A zen:event-type ticket event carrying the whole ticket, but no names."""
+    detail = {
+        "id": str(ticket_id),
+        "status": "OPEN",
+        "organization_id": "5",
+        "requester_id": "77",
+        "group_id": "360001",
+        "updated_at": "2026-11-02T10:00:00Z",
+        **over,
+    }
+    return {
+        "type": "zen:event-type:ticket.status_changed",
+        "id": f"ev-{ticket_id}-{detail['updated_at']}",
+        "time": detail["updated_at"],
+        "subject": f"zen:ticket:{ticket_id}",
+        "detail": detail,
+        "event": {},
+    }
+
+
+def test_a_webhook_ticket_new_to_the_ledger_is_fetched_for_its_names(
+    store: StagingStore,
+) -> None:
+    named = _ticket(
+        7,
+        requester_id=77,
+        group_id=360001,
+        requester=_ANA,
+        group=_AP,
+        updated_at="2026-11-02T10:00:00Z",
+        generated_timestamp=None,  # show_many answers without it
+    )
+    zendesk = FakeZendesk(tickets={7: named})
+    _deliver(store, _event(7), 1)
+    first = InboxDrain(zendesk, store).run()
+    assert first.api_calls == 1 and first.fetched == 1
+    [row] = store.tickets()
+    assert row["raw"]["requester"] == _ANA and row["raw"]["group"] == _AP
+
+    # Its next event names the same people: staged from the event alone, names kept.
+    _deliver(store, _event(7, status="SOLVED", updated_at="2026-11-03T10:00:00Z"), 2)
+    second = InboxDrain(zendesk, store).run()
+    assert second.api_calls == 0
+    [row] = store.tickets()
+    assert row["status"] == "solved"
+    assert row["raw"]["requester"] == _ANA and row["raw"]["group"] == _AP
+    assert row["raw"]["solved_at"] == "2026-11-03T10:00:00Z"
+
+    # Reopened: the derived solve time goes; a new group is fetched for its name.
+    zendesk.tickets[7] = {
+        **named,
+        "group_id": 360002,
+        "group": {"name": "Billing"},
+        "updated_at": "2026-11-04T10:00:00Z",
+    }
+    _deliver(
+        store, _event(7, status="OPEN", group_id="360002", updated_at="2026-11-04T10:00:00Z"), 3
+    )
+    third = InboxDrain(zendesk, store).run()
+    assert third.api_calls == 1
+    [row] = store.tickets()
+    assert "solved_at" not in row["raw"] and row["raw"]["group"] == {"name": "Billing"}
+
+
+def test_the_poll_stages_the_solve_time_across_pages_and_runs(store: StagingStore) -> None:
+    def page(status: str, stamp: int, updated: str) -> TicketExportPage:
+        ticket = _ticket(1, status=status, generated_timestamp=stamp, updated_at=updated)
+        return TicketExportPage([{**ticket, "requester": _ANA}], f"c{stamp}", True)
+
+    window = _window(live=True)
+    later = DAY + timedelta(days=9)
+    poll_tickets(
+        FakeZendesk(export_pages=[page("solved", 10, "2026-11-02T00:00:00Z")]), store, window, later
+    )
+    poll_tickets(
+        FakeZendesk(export_pages=[page("closed", 20, "2026-11-06T00:00:00Z")]), store, window, later
+    )
+    [row] = store.tickets()
+    assert row["status"] == "closed" and row["raw"]["solved_at"] == "2026-11-02T00:00:00Z"
+    assert row["raw"]["requester"] == _ANA

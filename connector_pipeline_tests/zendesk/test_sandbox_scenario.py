@@ -178,3 +178,46 @@ def test_reset_and_env(zendesk: RunningSandbox) -> None:
         "ZENDESK_API_TOKEN": "sandbox-api-token",
         "ZENDESK_WEBHOOK_SECRETS": zendesk.config.webhook_secret,
     }
+
+
+def test_ticket_endpoints_sideload_users_and_groups(zendesk: RunningSandbox) -> None:
+    _seed(zendesk, organizations=2, tickets=30, unassigned_fraction=0.0, seed=3)
+    held = zendesk.sandbox.state.all_tickets()
+    with zendesk.api() as api:
+        body = api.get(
+            "/api/v2/incremental/tickets/cursor.json",
+            params={"start_time": 0, "include": "users,groups"},
+        ).json()
+        plain = api.get("/api/v2/incremental/tickets/cursor.json", params={"start_time": 0})
+    # As Zendesk does: top-level arrays, one record per user or group the tickets name.
+    users = {u["id"]: u for u in body["users"]}
+    groups = {g["id"]: g for g in body["groups"]}
+    assert {t["requester_id"] for t in held} <= set(users)
+    assert {t["group_id"] for t in held if t["group_id"]} == set(groups)
+    assert None in {t["group_id"] for t in held}  # some tickets have no group yet
+    assert all(u["name"] and "@" in u["email"] for u in users.values())
+    assert "users" not in plain.json() and "groups" not in plain.json()
+
+    # The client attaches what a ticket record shows, on the export and on show_many.
+    client = zendesk.client()
+    exported = {
+        t["id"]: t for page in client.iter_ticket_export(start_time=0) for t in page.tickets
+    }
+    shown = {t["id"]: t for t in client.show_many_tickets([t["id"] for t in held])}
+    for ticket in held:
+        user = users[ticket["requester_id"]]
+        for got in (exported[ticket["id"]], shown[ticket["id"]]):
+            assert got["requester"] == {"name": user["name"], "email": user["email"]}
+            if ticket["group_id"]:
+                assert got["group"] == {"name": groups[ticket["group_id"]]["name"]}
+            else:
+                assert "group" not in got
+
+    # A requester renamed in Zendesk is renamed in the next sideload.
+    first = held[0]
+    with zendesk.scenario() as s:
+        s.patch(
+            f"/_sandbox/users/{first['requester_id']}", json={"name": "Renamed Person"}
+        ).raise_for_status()
+    [again] = client.show_many_tickets([first["id"]])
+    assert again["requester"]["name"] == "Renamed Person"

@@ -44,6 +44,19 @@ def router(sandbox: ZendeskSandbox) -> APIRouter:
     def tickets() -> list[dict[str, Any]]:
         return state.all_tickets()
 
+    @router.get("/groups")
+    def groups() -> list[dict[str, Any]]:
+        with state.lock:
+            return [dict(g) for _, g in sorted(state.people.groups.items())]
+
+    @router.get("/users/{user_id}")
+    def user(user_id: int) -> dict[str, Any]:
+        return state.people.user(user_id)
+
+    @router.patch("/users/{user_id}")
+    async def update_user(user_id: int, request: Request) -> dict[str, Any]:
+        return state.people.set_user(user_id, await read_body(request))
+
     @router.post("/seed")
     def seed_data(body: SeedRequest) -> dict[str, Any]:
         return seed(state, body)

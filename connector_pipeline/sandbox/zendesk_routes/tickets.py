@@ -67,7 +67,7 @@ def router(sandbox: ZendeskSandbox) -> APIRouter:
         )
 
     @router.get("/tickets/show_many")
-    def show_many_tickets(ids: str | None = None) -> dict[str, Any]:
+    def show_many_tickets(ids: str | None = None, include: str | None = None) -> dict[str, Any]:
         wanted = csv_values(ids)
         if len(wanted) > settings.ZENDESK_MAX_BATCH:
             raise too_many_values()
@@ -79,7 +79,7 @@ def router(sandbox: ZendeskSandbox) -> APIRouter:
                 and int(i) in state.tickets
                 and state.tickets[int(i)]["status"] != "deleted"
             ]
-        return {"tickets": found}
+        return {"tickets": found, **state.people.sideloads(found, include)}
 
     @router.get("/tickets/{ticket_id}")
     def show_ticket(ticket_id: str) -> dict[str, Any]:
@@ -101,6 +101,7 @@ def router(sandbox: ZendeskSandbox) -> APIRouter:
         start_time: int | None = None,
         cursor: str | None = None,
         per_page: int = 1000,
+        include: str | None = None,
     ) -> dict[str, Any]:
         if start_time is None and cursor is None:
             raise SandboxInvalid(
@@ -108,14 +109,20 @@ def router(sandbox: ZendeskSandbox) -> APIRouter:
             )
         per_page = min(max(per_page, 1), settings.ZENDESK_EXPORT_PER_PAGE)
         return state.export_cursor(
-            start_time=start_time, cursor=cursor, per_page=per_page, base=api_base(request)
+            start_time=start_time,
+            cursor=cursor,
+            per_page=per_page,
+            base=api_base(request),
+            include=include,
         )
 
     @router.get("/incremental/tickets")
-    def export_time_based(request: Request, start_time: int, per_page: int = 1000) -> dict:
+    def export_time_based(
+        request: Request, start_time: int, per_page: int = 1000, include: str | None = None
+    ) -> dict:
         per_page = min(max(per_page, 1), settings.ZENDESK_EXPORT_PER_PAGE)
         return state.export_time_based(
-            start_time=start_time, per_page=per_page, base=api_base(request)
+            start_time=start_time, per_page=per_page, base=api_base(request), include=include
         )
 
     return router
