@@ -32,7 +32,10 @@ SOURCE_TRIGGER = "trigger"
 # Ticket fields that must be present for a delivery to stand in for a fetched ticket.
 REQUIRED_FOR_COMPLETE = ("id", "status", "updated_at")
 # Present as a key, even when null: a ticket without an organization is a real answer.
-REQUIRED_KEYS_FOR_COMPLETE = ("organization_id",)
+# The subject too: the trigger template leaves free text out (docs/webhooks.md, option B),
+# and staging such a delivery as it is would blank the subject of the Intacct record, so
+# those deliveries are fetched from the API instead.
+REQUIRED_KEYS_FOR_COMPLETE = ("organization_id", "subject")
 
 # Events after which the REST API reports the ticket as `"status": "deleted"`.
 DELETION_EVENT_TYPES = frozenset({"ticket.soft_deleted", "ticket.permanently_deleted"})

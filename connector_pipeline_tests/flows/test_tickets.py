@@ -85,8 +85,9 @@ def _deliver(store: StagingStore, payload: Any, n: int) -> None:
 
 
 def test_the_drain_stages_complete_events_and_fetches_the_rest(store: StagingStore) -> None:
-    zendesk = FakeZendesk(tickets={9: _ticket(9, organization_id=None)})
-    _deliver(store, trigger_payload(7), 1)
+    zendesk = FakeZendesk(tickets={7: _ticket(7), 9: _ticket(9, organization_id=None)})
+    # Complete, and with no requester or group whose names would have to be fetched.
+    _deliver(store, _event(7, requester_id=None, group_id=None), 1)
     _deliver(store, {"ml_connector": 1, "event": "ticket.updated", "ticket": {"id": "9"}}, 2)
     _deliver(store, b"not json", 3)
     _deliver(store, {"ml_connector": 1, "event": "ticket.updated", "ticket": {"id": "404"}}, 4)
@@ -109,7 +110,7 @@ def test_a_failed_fetch_gives_the_batch_back_for_the_next_drain(store: StagingSt
     with pytest.raises(ZendeskServerError):
         InboxDrain(Unreachable(), store).run()
     assert store.inbox_stats()["pending"] == 2 and store.tickets() == []
-    result = InboxDrain(FakeZendesk(tickets={9: _ticket(9)}), store).run()
+    result = InboxDrain(FakeZendesk(tickets={7: _ticket(7), 9: _ticket(9)}), store).run()
     assert result.staged == 2 and store.inbox_stats()["pending"] == 0
 
 
@@ -125,6 +126,7 @@ def _event(ticket_id: int, **over: Any) -> dict[str, Any]:
         "organization_id": "5",
         "requester_id": "77",
         "group_id": "360001",
+        "subject": "Invoice question",
         "updated_at": "2026-11-02T10:00:00Z",
         **over,
     }
