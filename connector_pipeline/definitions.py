@@ -2,8 +2,9 @@
 
 Loading it is when the deployment's settings are bound: secrets and endpoints as
 `dg.EnvVar`s resolved at launch (`resources_from_env`), and what Dagster needs before any
-run, such as the first day of the ticket partitions, read here; the modules of `defs/`
-read no environment when imported."""
+run (the first day of the ticket partitions, the schedules' crons and default status, the
+inbox sensor's interval, the source objects the freshness check covers) read here; the
+modules of `defs/` read no environment when imported."""
 
 from __future__ import annotations
 
@@ -14,18 +15,15 @@ import dagster as dg
 from connector_pipeline import settings
 from connector_pipeline.defs.automation import (
     full_reconciliation_job,
-    full_reconciliation_schedule,
+    inbox_sensor_for,
+    schedules_for,
     standing_sync_job,
-    standing_sync_schedule,
     tag_runs_with_what_they_wrote,
     ticket_poll_job,
-    ticket_poll_schedule,
     vendor_sync_job,
-    vendor_sync_schedule,
     webhook_events_job,
-    webhook_inbox_sensor,
 )
-from connector_pipeline.defs.checks import ALL_CHECKS
+from connector_pipeline.defs.checks import checks_for
 from connector_pipeline.defs.credentials import CREDENTIAL_SENSORS
 from connector_pipeline.defs.intacct_hints import intacct_hint_sensor
 from connector_pipeline.defs.resources import resources_from_env
@@ -47,7 +45,7 @@ defs = dg.Definitions(
         intacct_standing,
         zendesk_standing,
     ],
-    asset_checks=ALL_CHECKS,
+    asset_checks=checks_for(os.environ),
     jobs=[
         vendor_sync_job,
         ticket_poll_job,
@@ -55,14 +53,9 @@ defs = dg.Definitions(
         full_reconciliation_job,
         standing_sync_job,
     ],
-    schedules=[
-        vendor_sync_schedule,
-        ticket_poll_schedule,
-        full_reconciliation_schedule,
-        standing_sync_schedule,
-    ],
+    schedules=schedules_for(os.environ),
     sensors=[
-        webhook_inbox_sensor,
+        inbox_sensor_for(os.environ),
         intacct_hint_sensor,
         *CREDENTIAL_SENSORS,
         tag_runs_with_what_they_wrote,

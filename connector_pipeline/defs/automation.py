@@ -1,6 +1,7 @@
 """Jobs, schedules and the webhook inbox sensor that keep the connector running unattended."""
 
-import os
+from collections.abc import Mapping
+from typing import Any
 
 import dagster as dg
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
@@ -34,10 +35,10 @@ def trigger_tags(trigger: str) -> dict[str, str]:
     return {TRIGGER_TAG: trigger}
 
 
-def inbox_sensor_interval_s() -> int:
+def inbox_sensor_interval_s(environ: Mapping[str, str]) -> int:
     """Seconds between looks at the webhook inbox (`ML_CONNECTOR_INBOX_SENSOR_INTERVAL_S`),
     which bounds webhook runs to 86,400 / interval a day however busy the account."""
-    value = os.environ.get(
+    value = environ.get(
         settings.ENV_INBOX_SENSOR_INTERVAL_S, str(settings.DEFAULT_INBOX_SENSOR_INTERVAL_S)
     )
     try:
@@ -91,34 +92,19 @@ full_reconciliation_job = dg.define_asset_job(
 )
 
 
-def _schedule_status() -> dg.DefaultScheduleStatus:
-    running = os.environ.get(settings.ENV_SCHEDULES_RUNNING, "").lower() in ("1", "true", "yes")
+def _schedule_status(environ: Mapping[str, str]) -> dg.DefaultScheduleStatus:
+    running = environ.get(settings.ENV_SCHEDULES_RUNNING, "").lower() in ("1", "true", "yes")
     return dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
 
 
-@dg.schedule(
-    name="vendor_sync_every_15_minutes",
-    job=vendor_sync_job,
-    cron_schedule=os.environ.get(settings.ENV_VENDOR_SYNC_CRON, settings.DEFAULT_VENDOR_SYNC_CRON),
-    default_status=_schedule_status(),
-    execution_timezone="UTC",
-    tags=trigger_tags("schedule"),
-)
-def vendor_sync_schedule(
+def vendor_sync_tick(
     context: dg.ScheduleEvaluationContext, staging: StagingResource
 ) -> dg.RunRequest | dg.SkipReason:
     """Every 15 minutes, unless refused credentials pause automatic runs."""
     return paused_by_credentials(staging) or dg.RunRequest(tags=trigger_tags("schedule"))
 
 
-@dg.schedule(
-    name="ticket_poll_every_15_minutes",
-    job=ticket_poll_job,
-    cron_schedule=os.environ.get(settings.ENV_TICKET_POLL_CRON, settings.DEFAULT_TICKET_POLL_CRON),
-    default_status=_schedule_status(),
-    execution_timezone="UTC",
-)
-def ticket_poll_schedule(
+def ticket_poll_tick(
     context: dg.ScheduleEvaluationContext, staging: StagingResource
 ) -> dg.RunRequest | dg.SkipReason:
     """Poll the partition of the day the tick falls on (not the previous, complete day:
@@ -135,28 +121,14 @@ def ticket_poll_schedule(
     )
 
 
-@dg.schedule(
-    name="nightly_full_reconciliation",
-    job=full_reconciliation_job,
-    cron_schedule=os.environ.get(settings.ENV_RECONCILE_CRON, settings.DEFAULT_RECONCILE_CRON),
-    default_status=_schedule_status(),
-    execution_timezone="UTC",
-    tags=trigger_tags("schedule"),
-)
-def full_reconciliation_schedule(
+def full_reconciliation_tick(
     context: dg.ScheduleEvaluationContext, staging: StagingResource
 ) -> dg.RunRequest | dg.SkipReason:
     """Nightly, unless refused credentials pause automatic runs."""
     return paused_by_credentials(staging) or dg.RunRequest(tags=trigger_tags("schedule"))
 
 
-@dg.sensor(
-    name="webhook_inbox_sensor",
-    job=webhook_events_job,
-    minimum_interval_seconds=inbox_sensor_interval_s(),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
-def webhook_inbox_sensor(
+def webhook_inbox_tick(
     context: dg.SensorEvaluationContext, staging: StagingResource
 ) -> dg.RunRequest | dg.SkipReason:
     """One run drains everything the webhook inbox holds unprocessed."""
@@ -199,22 +171,75 @@ def webhook_inbox_sensor(
     )
 
 
-@dg.schedule(
-    name="standing_sync_every_15_minutes",
-    job=standing_sync_job,
-    cron_schedule=os.environ.get(
-        settings.ENV_STANDING_SYNC_CRON, settings.DEFAULT_STANDING_SYNC_CRON
-    ),
-    default_status=_schedule_status(),
-    execution_timezone="UTC",
-    tags=trigger_tags("schedule"),
-)
-def standing_sync_schedule(
+def standing_sync_tick(
     context: dg.ScheduleEvaluationContext, staging: StagingResource
 ) -> dg.RunRequest | dg.SkipReason:
     """Every 15 minutes (overdue follows the calendar), unless refused credentials pause
     automatic runs."""
     return paused_by_credentials(staging) or dg.RunRequest(tags=trigger_tags("schedule"))
+
+
+def schedules_for(environ: Mapping[str, str]) -> list[dg.ScheduleDefinition]:
+    """The schedules, with the crons and the on/off default the environment gives
+    (`ML_CONNECTOR_*_CRON`, `ML_CONNECTOR_SCHEDULES_RUNNING`). `definitions.py` binds them
+    when the code location loads; nothing here reads the environment at import."""
+    status = _schedule_status(environ)
+
+    def schedule(name: str, job: Any, cron: str, tick: Any) -> dg.ScheduleDefinition:
+        return dg.schedule(
+            name=name,
+            job=job,
+            cron_schedule=cron,
+            default_status=status,
+            execution_timezone="UTC",
+        )(tick)
+
+    return [
+        schedule(
+            "vendor_sync_every_15_minutes",
+            vendor_sync_job,
+            environ.get(settings.ENV_VENDOR_SYNC_CRON, settings.DEFAULT_VENDOR_SYNC_CRON),
+            vendor_sync_tick,
+        ),
+        schedule(
+            "ticket_poll_every_15_minutes",
+            ticket_poll_job,
+            environ.get(settings.ENV_TICKET_POLL_CRON, settings.DEFAULT_TICKET_POLL_CRON),
+            ticket_poll_tick,
+        ),
+        schedule(
+            "nightly_full_reconciliation",
+            full_reconciliation_job,
+            environ.get(settings.ENV_RECONCILE_CRON, settings.DEFAULT_RECONCILE_CRON),
+            full_reconciliation_tick,
+        ),
+        schedule(
+            "standing_sync_every_15_minutes",
+            standing_sync_job,
+            environ.get(settings.ENV_STANDING_SYNC_CRON, settings.DEFAULT_STANDING_SYNC_CRON),
+            standing_sync_tick,
+        ),
+    ]
+
+
+def inbox_sensor_for(environ: Mapping[str, str]) -> dg.SensorDefinition:
+    """The webhook inbox sensor, at the interval the environment gives."""
+    return dg.sensor(
+        name="webhook_inbox_sensor",
+        job=webhook_events_job,
+        minimum_interval_seconds=inbox_sensor_interval_s(environ),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )(webhook_inbox_tick)
+
+
+# With the defaults, for tests and tools that evaluate them directly.
+(
+    vendor_sync_schedule,
+    ticket_poll_schedule,
+    full_reconciliation_schedule,
+    standing_sync_schedule,
+) = schedules_for({})
+webhook_inbox_sensor = inbox_sensor_for({})
 
 
 # What a run wrote, as tags on the run once it has succeeded, so the runs list can show
