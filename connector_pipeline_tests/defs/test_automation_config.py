@@ -32,4 +32,3 @@ def test_the_inbox_sensor_interval_is_validated_and_bound() -> None:
     assert sensor.minimum_interval_seconds == 30
     with pytest.raises(ValueError, match="whole number"):
         inbox_sensor_for({settings.ENV_INBOX_SENSOR_INTERVAL_S: "soon"})
-
