@@ -313,3 +313,5 @@ RUN_TAG_HINTS = "ml-connector/intacct-deliveries"
 # The sandbox's application credentials for its outbound webhooks (not secrets: sandbox only).
 INTACCT_SANDBOX_TRIGGER_CLIENT_ID = "ml-connector-sandbox.app.sage.com"
 INTACCT_SANDBOX_TRIGGER_CLIENT_SECRET = "sandbox-intacct-app-client-secret-0123456789"
+# `ml-connector check` warns when Intacct deliveries are configured but none arrived lately.
+INTACCT_WEBHOOK_RECENT_HOURS = 24

@@ -319,3 +319,32 @@ def test_receiver_webhook_in_the_sandbox(home: dict[str, str]) -> None:
     assert found["status"] == "pass"
     row = elsewhere["zendesk: webhook to the receiver"]
     assert row.status == "fail" and "Admin Center > Apps and integrations > Webhooks" in row.fix
+
+
+def test_the_intacct_deliveries_row_says_whether_deliveries_arrive(home: dict[str, str]) -> None:
+    from datetime import timedelta
+
+    from connector_pipeline.check.deliveries import check_deliveries
+    from connector_pipeline.staging.hints import IntacctHints
+    from connector_pipeline.staging.store import utcnow
+
+    url = home[settings.ENV_STAGING_DATABASE_URL]
+    [silent] = check_deliveries({}, url)
+    assert silent.status == "skip" and "polling" in silent.found
+    configured = {
+        settings.ENV_INTACCT_WEBHOOK_CLIENT_ID: "app.sage.com",
+        settings.ENV_INTACCT_WEBHOOK_KEY: "a-client-secret-of-at-least-32-bytes",
+    }
+    [none_yet] = check_deliveries(configured, url)
+    assert none_yet.status == "warn" and "no delivery" in none_yet.found
+    assert "Triggers" in none_yet.fix
+    store = StagingStore.open(url)
+    try:
+        IntacctHints(store).append("k1", utcnow() - timedelta(hours=30))
+        [stale] = check_deliveries(configured, url)
+        assert stale.status == "warn" and "30 h 0 min ago" in stale.found
+        IntacctHints(store).append("k2", utcnow() - timedelta(minutes=5))
+        [fresh] = check_deliveries(configured, url)
+        assert fresh.status == "pass" and "5 min ago" in fresh.found
+    finally:
+        store.dispose()

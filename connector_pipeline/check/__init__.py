@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from connector_pipeline import settings
+from connector_pipeline.check.deliveries import check_deliveries
 from connector_pipeline.check.instance import check_instance
 from connector_pipeline.check.intacct import check_intacct
 from connector_pipeline.check.ledger import check_ledger
@@ -101,5 +102,6 @@ def run_checks(
             **(zendesk_options or {}),
         )
     rows += check_ledger(_ledger_url(environ))
+    rows += check_deliveries(environ, _ledger_url(environ))
     rows += check_instance(environ)
     return scrub(rows, environ)
