@@ -5,7 +5,7 @@ store nothing."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -62,38 +62,43 @@ def test_a_verified_delivery_is_stored_as_a_hint_and_a_retry_is_a_duplicate(
     assert row["idempotency_key"] == "idem-7" and row["consumed_at"] is None
 
 
-@pytest.mark.parametrize(
-    ("headers", "reason"),
-    [
-        (intacct_trigger_headers(secret="forged-secret-of-at-least-32-bytes!"), "bad_token"),
-        (intacct_trigger_headers(issued_at=time.time() - 3600), "stale"),
-        (intacct_trigger_headers(issued_at=time.time() + 3600), "not_yet_valid"),
-        (intacct_trigger_headers(client_id="someone-else.app.sage.com"), "wrong_client"),
-        ({"X-Trusted-Context": "e30=", "Idempotency-Key": "k"}, "missing_token"),
-        (
-            {
-                "Authorization": "Bearer "
-                + jwt.encode({"iat": int(time.time())}, key="", algorithm="none"),
-                "X-Trusted-Context": intacct_trigger_headers()["X-Trusted-Context"],
-            },
-            "bad_token",
-        ),
-        (
-            {"Authorization": intacct_trigger_headers()["Authorization"]},
-            "missing_context",
-        ),
-        (
-            {**intacct_trigger_headers(), "X-Trusted-Context": "not base64 json!"},
-            "bad_context",
-        ),
-    ],
-    ids=["forged", "stale", "future", "wrong-client", "no-token", "alg-none", "no-context", "junk"],
-)
-def test_unverified_deliveries_get_401_and_store_nothing(
-    store: StagingStore, headers: dict[str, str], reason: str
-) -> None:
+def _alg_none() -> dict[str, str]:
+    token = jwt.encode({"iat": int(time.time())}, key="", algorithm="none")
+    context = intacct_trigger_headers()["X-Trusted-Context"]
+    return {"Authorization": f"Bearer {token}", "X-Trusted-Context": context}
+
+
+# Built when the test runs, not when it is collected: a token minted at collection would
+# be stale by the time a long suite reaches it.
+UNVERIFIED: dict[str, tuple[Callable[[], dict[str, str]], str]] = {
+    "forged": (
+        lambda: intacct_trigger_headers(secret="forged-secret-of-at-least-32-bytes!"),
+        "bad_token",
+    ),
+    "stale": (lambda: intacct_trigger_headers(issued_at=time.time() - 3600), "stale"),
+    "future": (lambda: intacct_trigger_headers(issued_at=time.time() + 3600), "not_yet_valid"),
+    "wrong-client": (
+        lambda: intacct_trigger_headers(client_id="someone-else.app.sage.com"),
+        "wrong_client",
+    ),
+    "no-token": (lambda: {"X-Trusted-Context": "e30=", "Idempotency-Key": "k"}, "missing_token"),
+    "alg-none": (_alg_none, "bad_token"),
+    "no-context": (
+        lambda: {"Authorization": intacct_trigger_headers()["Authorization"]},
+        "missing_context",
+    ),
+    "junk": (
+        lambda: {**intacct_trigger_headers(), "X-Trusted-Context": "not base64 json!"},
+        "bad_context",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(UNVERIFIED))
+def test_unverified_deliveries_get_401_and_store_nothing(store: StagingStore, case: str) -> None:
+    make_headers, reason = UNVERIFIED[case]
     with receiver(store) as h:
-        response = deliver(h, headers)
+        response = deliver(h, make_headers())
     assert response.status_code == 401
     assert response.json()["error"] == reason
     assert hints(store) == []
