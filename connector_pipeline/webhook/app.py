@@ -27,7 +27,7 @@ from connector_pipeline.webhook.access_log import AccessLogMiddleware, log_field
 from connector_pipeline.webhook.body import BodyRejected, read_body
 from connector_pipeline.webhook.counters import DeliveryCounters
 from connector_pipeline.webhook.intacct_route import add_intacct_route
-from connector_pipeline.webhook.ledger import Ledger, LedgerUnavailable
+from connector_pipeline.webhook.ledger import Ledger, LedgerUnavailable, not_stored_response
 from connector_pipeline.zendesk.events import WebhookPayloadError, parse_webhook_payload
 from connector_pipeline.zendesk.webhooks import (
     ACCOUNT_ID_HEADER,
@@ -223,11 +223,7 @@ def create_app(
             counters.ledger_error()
             fields.update(outcome="ledger_error", reason=str(exc))
             log.error("inbox write failed: %s", exc)
-            return JSONResponse(
-                {"error": "ledger_unavailable", "detail": "the delivery was not stored; retry"},
-                status_code=503,
-                headers={"Retry-After": str(settings.WEBHOOK_RETRY_AFTER_S)},
-            )
+            return not_stored_response()
         if appended.duplicate:
             counters.duplicate()
             fields["outcome"] = "duplicate"

@@ -28,7 +28,7 @@ from connector_pipeline.staging.store import StagingStore
 from connector_pipeline.webhook.access_log import log_fields
 from connector_pipeline.webhook.body import BodyRejected, read_body
 from connector_pipeline.webhook.counters import DeliveryCounters
-from connector_pipeline.webhook.ledger import Ledger, LedgerUnavailable
+from connector_pipeline.webhook.ledger import Ledger, LedgerUnavailable, not_stored_response
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +88,7 @@ def add_intacct_route(
             counters.ledger_error()
             log_fields(request.scope).update(outcome="ledger_error", reason=str(exc))
             log.error("Intacct hint not stored: %s", exc)
-            return JSONResponse(
-                {"error": "ledger_unavailable", "detail": "the delivery was not stored; retry"},
-                status_code=503,
-                headers={"Retry-After": str(settings.WEBHOOK_RETRY_AFTER_S)},
-            )
+            return not_stored_response()
         fields = log_fields(request.scope)
         fields["source"] = "intacct"
         if appended.duplicate:

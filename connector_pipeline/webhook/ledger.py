@@ -21,6 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from fastapi.responses import JSONResponse
+
 from connector_pipeline import settings
 from connector_pipeline.staging.store import InboxAppend, InboxEvent, StagingStore
 
@@ -29,6 +31,15 @@ T = TypeVar("T")
 
 class LedgerUnavailable(Exception):
     """The inbox could not be written (or checked) in time."""
+
+
+def not_stored_response() -> JSONResponse:
+    """503 with Retry-After: nothing was stored, so the sender's retry loses nothing."""
+    return JSONResponse(
+        {"error": "ledger_unavailable", "detail": "the delivery was not stored; retry"},
+        status_code=503,
+        headers={"Retry-After": str(settings.WEBHOOK_RETRY_AFTER_S)},
+    )
 
 
 def describe(exc: BaseException) -> str:
