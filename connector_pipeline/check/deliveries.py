@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from connector_pipeline import settings
 from connector_pipeline.check.rows import CheckRow, passed, skipped, warned
@@ -45,7 +45,10 @@ def check_deliveries(
                 f"{settings.ENV_INTACCT_WEBHOOK_KEY} unset): vendor changes arrive by polling",
             )
         ]
-    parsed = make_url(ledger_url)
+    try:
+        parsed = make_url(ledger_url)
+    except ArgumentError:
+        return [skipped(SYSTEM, CHECK, "the ledger URL is not usable (see the ledger row)")]
     if parsed.get_backend_name() == "sqlite" and not Path(str(parsed.database)).exists():
         # Reading would create the file; the ledger row reports it missing.
         return [skipped(SYSTEM, CHECK, "the ledger does not exist yet")]

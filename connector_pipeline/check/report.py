@@ -18,6 +18,7 @@ SECRET_VARIABLES = (
     settings.ENV_ZENDESK_OAUTH_REFRESH_TOKEN,
     settings.ENV_ZENDESK_OAUTH_CLIENT_SECRET,
     settings.ENV_ZENDESK_WEBHOOK_SECRETS,
+    settings.ENV_INTACCT_WEBHOOK_KEY,
 )
 _MIN_SECRET_CHARS = 4  # shorter values would blank out ordinary words
 

@@ -35,6 +35,7 @@ from tenacity import (
 
 from connector_pipeline import settings
 from connector_pipeline.guarded_http import (
+    ACCEPT_ENCODING,
     BodyTooLarge,
     DeadlineExceeded,
     UnsupportedEncoding,
@@ -209,7 +210,7 @@ class IntacctClient:
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 15.0)),
             headers={
                 "Content-Type": settings.INTACCT_CONTENT_TYPE,
-                "Accept-Encoding": "gzip, deflate",
+                "Accept-Encoding": ACCEPT_ENCODING,
                 "User-Agent": settings.INTACCT_USER_AGENT,
             },
             transport=transport or deadline_transport(),
@@ -316,7 +317,9 @@ class IntacctClient:
                     raise IntacctWriteOutcomeUnknown(f"unreadable {waiting}: {exc}") from None
                 raise IntacctResponseError(f"refused {waiting}: {exc}") from None
             except (DeadlineExceeded, httpx.TimeoutException, httpx.TransportError) as exc:
-                if not sent and isinstance(exc, DeadlineExceeded):
+                # `sent` is set once the answer's headers are in, so a deadline before
+                # that may still have delivered a write: only reads may be resent.
+                if not sent and not write and isinstance(exc, DeadlineExceeded):
                     raise IntacctTransientError(
                         f"cannot connect to Intacct within {self._request_deadline_s:g} s"
                     ) from None
@@ -655,13 +658,7 @@ class IntacctClient:
             )
         bound = lt("WHENMODIFIED", until) if until is not None else None
         yield from self._keyset_pages(
-            object_name,
-            wanted,
-            ("WHENMODIFIED", "RECORDNO"),
-            # Empty WHENMODIFIED values would sort first and never move the cursor.
-            and_(is_not_null("WHENMODIFIED"), bound),
-            page_size,
-            after,
+            object_name, wanted, _CHANGED_KEY, and_(_STAMPED, bound), page_size, after
         )
 
     def iter_changed_together(
