@@ -46,6 +46,10 @@ def intacct_standing(
 ) -> dg.MaterializeResult:
     """Intacct bills and payments (APBILL, APPYMT; ARINVOICE, ARPYMT for customers) changed
     since their watermarks, staged."""
+    if not connector.mapping().standing.enabled:
+        # Nothing is published, so nothing is read: no API call, no permission needed.
+        context.log.info("standing is not enabled in the mapping file; nothing to read")
+        return report(standing.StandingReadResult(dry_run=config.dry_run))
     flow = standing.StandingRead(
         intacct.client,
         staging.store,

@@ -180,16 +180,18 @@ class StandingRead:
                 bad.append((f"{obj}:{record.get('RECORDNO')}", str(exc), record))
         result.fetched[obj] += len(page)
         result.invalid += len(bad)
-        last = page[-1]
-        if last.get("WHENMODIFIED") is not None:
-            end = (last["WHENMODIFIED"], int(last["RECORDNO"]))
+        # The position comes from the last valid row: a record that failed validation
+        # (a RECORDNO that is not a number, say) is quarantined, never parsed here.
+        rows: list[OpenItemRow] | list[PaymentRow] = documents or payments
+        if rows and rows[-1]["when_modified"] is not None:
+            end = (rows[-1]["when_modified"], int(rows[-1]["record_no"]))
             position = max(position, end) if position else end
         result.staged += len(documents) + len(payments)
         if self.options.dry_run:
             return position
         cursor = (standing_cursor(obj), dump_position(position)) if position else None
         with self.store.transaction() as conn:
-            if documents:
+            if obj in DOCUMENT_OBJECT.values():
                 self.ledger.upsert_open_items(documents, cursor=cursor, conn=conn)
             else:
                 self.ledger.upsert_payments(payments, cursor=cursor, conn=conn)
