@@ -48,7 +48,7 @@ from connector_pipeline.sync.standing import (
     organization_fields,
     payment_row,
 )
-from connector_pipeline.sync.vendors import OrganizationMapping
+from connector_pipeline.sync.vendors import OrganizationMapping, standing_records
 
 QUARANTINE_STANDING = "standing"
 PREVIEW_COLUMNS = ("external_id", "organization_id", "band", "fields")
@@ -309,11 +309,15 @@ class StandingPublish:
         links = self.store.vendor_links()
         written = {} if self.options.full_refresh else self.ledger.links()
         changes: list[StandingChange] = []
+        # One record per organization, by the organization sync's own rule: a record whose
+        # external id collides with another's (quarantined there) publishes no standing.
+        standing_for, _ = standing_records(self.store.vendors(self.parties), self.organization)
+        kept = {(v["source_object"], int(v["record_no"])) for v in standing_for}
         for party in self.parties:
             documents = self.ledger.open_items(DOCUMENT_OBJECT[party], OPEN_STATES)
             payments = self.ledger.last_payments(PAYMENT_OBJECT[party], VOID_PAYMENT_STATES)
             for vendor in self.store.vendors([party]):
-                if vendor["status"] == DELETED:
+                if vendor["status"] == DELETED or (party, int(vendor["record_no"])) not in kept:
                     continue
                 vendor_id = vendor["vendor_id"]
                 external_id = self.organization.external_id(vendor_id).lower()

@@ -217,7 +217,7 @@ def desired_organizations(
     (`vendor_rank`: a VENDORID deleted and used again has two). Records whose external id
     collides case-insensitively with another record's are left out:
     `external_id_collisions` says which and why."""
-    standing, _ = _standing_records(vendors, mapping)
+    standing, _ = standing_records(vendors, mapping)
     return [map_vendor(v, mapping) for v in standing]
 
 
@@ -251,10 +251,10 @@ def external_id_collisions(
 ) -> list[ExternalIdCollision]:
     """Active records left out by `desired_organizations`, each naming the record that
     keeps the organization (DESIGN.md decision 11: nothing is dropped silently)."""
-    return _standing_records(vendors, mapping)[1]
+    return standing_records(vendors, mapping)[1]
 
 
-def _standing_records(
+def standing_records(
     vendors: Iterable[Mapping[str, Any]], mapping: OrganizationMapping
 ) -> tuple[list[Mapping[str, Any]], list[ExternalIdCollision]]:
     # Within one exact external id, the best-ranked record stands (a VENDORID deleted and

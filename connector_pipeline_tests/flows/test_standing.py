@@ -336,3 +336,18 @@ def test_customers_stand_on_invoices_and_receipts(ledger: StagingStore) -> None:
     assert fields["standing"] == "ar-watch"
     assert (fields["overdue"], fields["days_overdue"]) == (250.0, 56)
     assert fields["last_payment"] == "2026-11-02" and fields["credit_limit"] is None
+
+
+def test_a_record_colliding_by_case_publishes_no_standing_over_the_organization(
+    ledger: StagingStore,
+) -> None:
+    """`v1` equals `V1` but for case: the organization is V1's (the older record), so only
+    V1's standing is written, and an unchanged day stays unchanged rather than flipping
+    between the two records."""
+    w = World(ledger)
+    w.stage_vendor(3, VENDORID="v1", ONHOLD="true")
+    first = w.publish()
+    assert first.metadata()["updated"] == 2
+    assert w.fields(1)["on_hold"] is False
+    again = w.publish()
+    assert again.metadata()["updated"] == 0
