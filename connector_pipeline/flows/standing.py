@@ -51,6 +51,7 @@ from connector_pipeline.sync.standing import (
 from connector_pipeline.sync.vendors import OrganizationMapping, standing_records
 
 QUARANTINE_STANDING = "standing"
+CREDIT_LIMIT_KEY = "creditlimit:"
 PREVIEW_COLUMNS = ("external_id", "organization_id", "band", "fields")
 
 
@@ -312,6 +313,7 @@ class StandingPublish:
         # One record per organization, by the organization sync's own rule: a record whose
         # external id collides with another's (quarantined there) publishes no standing.
         standing_for, _ = standing_records(self.store.vendors(self.parties), self.organization)
+        unreadable: list[tuple[str, str, dict[str, Any]]] = []
         kept = {(v["source_object"], int(v["record_no"])) for v in standing_for}
         for party in self.parties:
             documents = self.ledger.open_items(DOCUMENT_OBJECT[party], OPEN_STATES)
@@ -336,6 +338,16 @@ class StandingPublish:
                     self.mapping.thresholds,
                 )
                 result.bands[standing.band] += 1
+                raw_limit = vendor["raw"].get("CREDITLIMIT")
+                if standing.credit_limit is None and str(raw_limit or "").strip():
+                    unreadable.append(
+                        (
+                            f"{CREDIT_LIMIT_KEY}{party}:{vendor['record_no']}",
+                            f"{party} {vendor_id}: CREDITLIMIT {raw_limit!r} is not a number; "
+                            "standing is published without a credit limit",
+                            dict(vendor["raw"]),
+                        )
+                    )
                 fields = organization_fields(standing, self.mapping)
                 digest = fields_hash(fields)
                 last = written.get(external_id)
@@ -343,7 +355,22 @@ class StandingPublish:
                     result.unchanged += 1
                     continue
                 changes.append(StandingChange(external_id, int(org_id), standing, fields, digest))
+        if not self.options.dry_run:
+            self._quarantine_credit_limits(unreadable)
         return changes
+
+    def _quarantine_credit_limits(self, unreadable: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Nothing is dropped silently: a credit limit that can't be read waits in
+        quarantine (and the "over the credit limit" rule can't apply) until it is fixed."""
+        current = {key for key, _, _ in unreadable}
+        fixed = [
+            item.key
+            for item in self.store.quarantine_list(QUARANTINE_STANDING)
+            if item.key.startswith(CREDIT_LIMIT_KEY) and item.key not in current
+        ]
+        with self.store.transaction() as conn:
+            self.store.quarantine_add_many(QUARANTINE_STANDING, unreadable, conn=conn)
+            self.store.quarantine_resolve(QUARANTINE_STANDING, fixed, conn=conn)
 
     def _write(self, changes: Sequence[StandingChange], result: StandingPublishResult) -> None:
         """One slice: update_many, then its links and quarantine in one transaction."""

@@ -351,3 +351,17 @@ def test_a_record_colliding_by_case_publishes_no_standing_over_the_organization(
     assert w.fields(1)["on_hold"] is False
     again = w.publish()
     assert again.metadata()["updated"] == 0
+
+
+def test_an_unreadable_credit_limit_is_quarantined_until_fixed(ledger: StagingStore) -> None:
+    w = World(ledger)
+    w.stage_vendor(2, CREDITLIMIT="ten thousand")
+    w.read()
+    w.publish()
+    [item] = ledger.quarantine_list(QUARANTINE_STANDING)
+    assert "V2" in item.reason and "'ten thousand'" in item.reason
+    assert w.fields(2)["credit_limit"] is None
+    w.stage_vendor(2, CREDITLIMIT="5000")
+    w.publish()
+    assert ledger.quarantine_list(QUARANTINE_STANDING) == []
+    assert w.fields(2)["credit_limit"] == 5000.0
